@@ -1,0 +1,101 @@
+// The command line: global options shared by every subcommand, and one Args
+// struct per subcommand (defined beside its code in src/commands/).
+// Doc comments here are the --help text.
+
+use crate::commands;
+use crate::config::Overrides;
+use crate::report::Format;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Keeps the PostgreSQL database behind an O2O retail dashboard fast and healthy.
+///
+/// Creates the managed index set safely on a live table, verifies a deploy,
+/// benchmarks the dashboard's queries and watches the connection pool.
+///
+/// Exit codes: 0 all good, 1 the tool ran and found a problem, 2 it could not run,
+/// 130 interrupted.
+///
+/// Example: o2o-db --database-url postgres://dba@db1/o2o_dashboard verify
+#[derive(Debug, Parser)]
+#[command(name = "o2o-db", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand accepts.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Config file [env: O2O_DB_CONFIG] [default: ./o2o-db.toml when present]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Database URL [env: O2O_DB_URL, then DATABASE_URL]; without one, PGHOST,
+    /// PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE and ~/.pgpass are used as psql uses them
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Output format of the report on stdout
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+impl GlobalArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            database_url: self.database_url.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load synthetic O2O orders (binary COPY) into a test database.
+    ///
+    /// Example: o2o-db seed --create-schema --orders 93728 --stores 4
+    Seed(commands::seed::SeedArgs),
+
+    /// Create the managed index set on a live table, safely (CONCURRENTLY, lock timeouts).
+    ///
+    /// Example: o2o-db create-indexes --dry-run
+    CreateIndexes(commands::create_indexes::CreateIndexesArgs),
+
+    /// Drop managed indexes concurrently (all of them, or those named).
+    ///
+    /// Example: o2o-db drop-indexes idx_orders_store_date
+    DropIndexes(commands::drop_indexes::DropIndexesArgs),
+
+    /// Check that the database is as it should be after a deploy; the exit code gates the pipeline.
+    ///
+    /// Example: o2o-db verify --format json
+    Verify(commands::verify::VerifyArgs),
+
+    /// Time the dashboard's queries: percentiles, thresholds, history.
+    ///
+    /// Example: o2o-db benchmark --iterations 50 --max-p95-ms 100
+    Benchmark(commands::benchmark::BenchmarkArgs),
+
+    /// Show the pool and the server's connections; exit 1 above the usage alert.
+    ///
+    /// Example: o2o-db pool-status --format json
+    PoolStatus(commands::pool_status::PoolStatusArgs),
+
+    /// Run the whole story on a throwaway PostgreSQL: seed, benchmark, index, verify.
+    ///
+    /// Example: o2o-db demo --keep
+    Demo(commands::demo::DemoArgs),
+
+    /// Print a shell completion script.
+    ///
+    /// Example: o2o-db completions bash > /etc/bash_completion.d/o2o-db
+    Completions(commands::shell::CompletionsArgs),
+
+    /// Print the man page (roff).
+    ///
+    /// Example: o2o-db man | man -l -
+    Man,
+}

@@ -1,0 +1,10 @@
+// One module per subcommand; each exposes its Args and `run(&Config, &Args) -> Result<Report>`.
+
+pub mod benchmark;
+pub mod create_indexes;
+pub mod demo;
+pub mod drop_indexes;
+pub mod pool_status;
+pub mod seed;
+pub mod shell;
+pub mod verify;

@@ -1,0 +1,314 @@
+// `o2o-db seed`: loads synthetic orders for tests, the demo and benchmarks.
+//
+// Rows stream from the generator straight into a binary COPY, so memory stays
+// flat at any row count and the server, not the client, sets the pace.
+
+use crate::config::Config;
+use crate::db::{self, describe_pg_error, quote_ident};
+use crate::report::{self, Outcome, Report};
+use crate::seed_data::{self, Generator};
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::{BufMut, BytesMut};
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use postgres::Client;
+use serde::Serialize;
+use std::io::Write;
+use std::time::Instant;
+
+/// The orders table's DDL, compiled in.
+pub const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SeedArgs {
+    /// How many orders to load
+    #[arg(long, default_value_t = seed_data::DEFAULT_ORDERS)]
+    pub orders: u64,
+
+    /// How many stores the orders are spread over
+    #[arg(long, default_value_t = seed_data::DEFAULT_STORES, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub stores: u32,
+
+    /// Random seed: the same seed gives the same orders
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// Create the database (if missing) and the orders table (sql/schema.sql) first
+    #[arg(long)]
+    pub create_schema: bool,
+
+    /// Empty the orders table first; without it, a table that already has rows is refused
+    #[arg(long)]
+    pub truncate: bool,
+
+    /// Skip the ANALYZE after loading
+    #[arg(long)]
+    pub no_analyze: bool,
+}
+
+impl Default for SeedArgs {
+    fn default() -> Self {
+        SeedArgs {
+            orders: seed_data::DEFAULT_ORDERS,
+            stores: seed_data::DEFAULT_STORES,
+            seed: 42,
+            create_schema: false,
+            truncate: false,
+            no_analyze: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedReport {
+    pub database: String,
+    pub table: String,
+    pub orders: u64,
+    pub stores: u32,
+    pub seed: u64,
+    pub duration_ms: f64,
+    pub rows_per_second: f64,
+    pub table_bytes: i64,
+}
+
+impl Report for SeedReport {
+    fn render_table(&self, w: &mut dyn Write) -> Result<()> {
+        writeln!(
+            w,
+            "seeded {} orders across {} stores into {}.{} in {:.2} s ({:.0} rows/s, seed {}); table size {}",
+            self.orders,
+            self.stores,
+            self.database,
+            self.table,
+            self.duration_ms / 1000.0,
+            self.rows_per_second,
+            self.seed,
+            report::size_pretty(self.table_bytes)
+        )?;
+        Ok(())
+    }
+
+    fn outcome(&self) -> Outcome {
+        Outcome::Clean
+    }
+}
+
+pub fn run(config: &Config, args: &SeedArgs) -> Result<SeedReport> {
+    if args.create_schema {
+        create_database_if_missing(config)?;
+    }
+    let mut client = db::connect(&config.conn)?;
+    if args.create_schema {
+        client
+            .batch_execute(SCHEMA_SQL)
+            .map_err(|e| anyhow!("creating the orders table: {}", describe_pg_error(&e)))?;
+    }
+    load(&mut client, config, args)
+}
+
+/// Loads orders on an open connection.
+pub fn load(client: &mut Client, config: &Config, args: &SeedArgs) -> Result<SeedReport> {
+    let table = "orders";
+    let existing: i64 = client
+        .query_one("SELECT count(*) FROM (SELECT 1 FROM orders LIMIT 1) t", &[])
+        .map_err(|e| match e.as_db_error().map(|d| d.code().code()) {
+            Some("42P01") => anyhow!(
+                "table orders does not exist in {}; run `o2o-db seed --create-schema` to create it",
+                config.conn.target()
+            ),
+            _ => anyhow!("reading orders: {}", describe_pg_error(&e)),
+        })?
+        .get(0);
+    if existing > 0 && !args.truncate {
+        bail!(
+            "table orders in {} already has rows; pass --truncate to replace them (this deletes every order)",
+            config.conn.target()
+        );
+    }
+    let started = Instant::now();
+    let mut tx = client.transaction()?;
+    if args.truncate {
+        tx.batch_execute("TRUNCATE orders RESTART IDENTITY")?;
+    }
+    let sink = tx
+        .copy_in(
+            "COPY orders (order_id, order_no, date, order_time, store_name, channel, product_name, \
+             category_l1, category_l2, scene, time_period, quantity, unit_price, amount, cost, profit) \
+             FROM STDIN (FORMAT binary)",
+        )
+        .map_err(|e| anyhow!("starting COPY into orders: {}", describe_pg_error(&e)))?;
+    let types = [
+        Type::INT8,
+        Type::TEXT,
+        Type::DATE,
+        Type::TIMESTAMP,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT4,
+        Type::NUMERIC,
+        Type::NUMERIC,
+        Type::NUMERIC,
+        Type::NUMERIC,
+    ];
+    let mut writer = BinaryCopyInWriter::new(sink, &types);
+    let mut generator = Generator::new(args.seed, args.stores);
+    let bar = report::progress_bar(args.orders, "seeding orders");
+    for id in 1..=args.orders as i64 {
+        let o = generator.next_order(id);
+        writer
+            .write(&[
+                &o.order_id,
+                &o.order_no,
+                &PgDate(o.date),
+                &PgTimestamp(o.order_time),
+                &o.store_name,
+                &o.channel,
+                &o.product_name,
+                &o.category_l1,
+                &o.category_l2,
+                &o.scene,
+                &o.time_period,
+                &o.quantity,
+                &Cents(o.unit_price),
+                &Cents(o.amount),
+                &Cents(o.cost),
+                &Cents(o.profit),
+            ])
+            .map_err(|e| anyhow!("COPY into orders failed: {}", describe_pg_error(&e)))?;
+        if id % 8192 == 0 {
+            bar.set_position(id as u64);
+        }
+    }
+    writer
+        .finish()
+        .map_err(|e| anyhow!("COPY into orders failed: {}", describe_pg_error(&e)))?;
+    // Explicit ids skip the identity sequence: move it past them for later inserts.
+    tx.execute(
+        "SELECT setval(pg_get_serial_sequence('orders', 'order_id'), greatest((SELECT max(order_id) FROM orders), 1))",
+        &[],
+    )?;
+    tx.commit()
+        .map_err(|e| anyhow!("committing the loaded orders: {}", describe_pg_error(&e)))?;
+    bar.finish_and_clear();
+    if !args.no_analyze {
+        client.batch_execute("ANALYZE orders")?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let table_bytes: i64 = client
+        .query_one("SELECT pg_total_relation_size('orders')", &[])?
+        .get(0);
+    Ok(SeedReport {
+        database: config.conn.dbname.clone().unwrap_or_default(),
+        table: table.into(),
+        orders: args.orders,
+        stores: args.stores,
+        seed: args.seed,
+        duration_ms: elapsed * 1000.0,
+        rows_per_second: args.orders as f64 / elapsed.max(1e-9),
+        table_bytes,
+    })
+}
+
+/// Creates the configured database through the `postgres` maintenance database when it is missing.
+fn create_database_if_missing(config: &Config) -> Result<()> {
+    let Some(name) = config.conn.dbname.clone() else {
+        return Ok(());
+    };
+    let mut maintenance = config.conn.clone();
+    maintenance.dbname = Some("postgres".into());
+    let mut client = match db::connect(&maintenance) {
+        Ok(c) => c,
+        // No access to the maintenance database: assume the target exists; connecting says if not.
+        Err(_) => return Ok(()),
+    };
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
+            .map_err(|e| anyhow!("creating database {name}: {}", describe_pg_error(&e)))
+            .context("create it yourself (createdb) or connect as a user allowed to")?;
+        report::notice(&format!("created database {name}"));
+    }
+    Ok(())
+}
+
+// Binary wire encodings for the column types the seed writes. The postgres
+// crate needs extra date/decimal crates for these; three small encoders do.
+
+/// A DATE: days since 2000-01-01.
+#[derive(Debug)]
+struct PgDate(i32);
+
+/// A TIMESTAMP: microseconds since 2000-01-01 00:00.
+#[derive(Debug)]
+struct PgTimestamp(i64);
+
+/// A NUMERIC with two decimals, from an amount in cents.
+#[derive(Debug)]
+struct Cents(i64);
+
+type EncodeResult = std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>>;
+
+impl ToSql for PgDate {
+    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> EncodeResult {
+        out.put_i32(self.0);
+        Ok(IsNull::No)
+    }
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::DATE
+    }
+    to_sql_checked!();
+}
+
+impl ToSql for PgTimestamp {
+    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> EncodeResult {
+        out.put_i64(self.0);
+        Ok(IsNull::No)
+    }
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TIMESTAMP
+    }
+    to_sql_checked!();
+}
+
+impl ToSql for Cents {
+    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> EncodeResult {
+        // NUMERIC on the wire: ndigits, weight, sign, dscale, then base-10000 digits.
+        let abs = self.0.unsigned_abs();
+        let (whole, frac) = (abs / 100, (abs % 100) as i16 * 100);
+        let mut groups = Vec::new();
+        let mut w = whole;
+        while w > 0 {
+            groups.push((w % 10_000) as i16);
+            w /= 10_000;
+        }
+        groups.reverse();
+        let weight = groups.len() as i16 - 1;
+        if frac != 0 {
+            groups.push(frac);
+        }
+        while groups.last() == Some(&0) {
+            groups.pop();
+        }
+        let weight = if groups.is_empty() { 0 } else { weight };
+        out.put_i16(groups.len() as i16);
+        out.put_i16(weight);
+        out.put_u16(if self.0 < 0 { 0x4000 } else { 0 });
+        out.put_u16(2);
+        for g in groups {
+            out.put_i16(g);
+        }
+        Ok(IsNull::No)
+    }
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
+    to_sql_checked!();
+}

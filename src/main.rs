@@ -1,0 +1,17 @@
+// The o2o-db binary: parse, run the library, turn the outcome into an exit code.
+// main alone decides exit codes: 0 good, 1 findings, 2 could not run, 130 interrupted.
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = o2o_db::cli::Cli::parse();
+    match o2o_db::run(cli) {
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
+        Err(err) => {
+            // {:#} prints the whole context chain on one line: "in o2o-db.toml: ...: ...".
+            eprintln!("o2o-db: error: {}", o2o_db::conninfo::redact_text(&format!("{err:#}")));
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,184 @@
+// Shared test support: one throwaway PostgreSQL per test process, a fresh
+// database per test, and the binary run with a clean environment.
+//
+// A test's database is dropped when the test passes and kept when it fails,
+// with its URL printed, so it can be inspected. Set O2O_TEST_KEEP=1 to keep
+// the whole server after the run as well.
+
+#![allow(dead_code)]
+
+use o2o_db::commands::seed::{self, SeedArgs};
+use o2o_db::config::{Config, HumanDuration, PoolSettings};
+use o2o_db::conninfo::ConnInfo;
+use o2o_db::pg_sandbox::{Sandbox, SandboxOptions};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+static TEMPLATES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The process's shared server, started on first use.
+pub fn sandbox() -> &'static Sandbox {
+    SANDBOX.get_or_init(|| {
+        let keep = std::env::var("O2O_TEST_KEEP").is_ok_and(|v| v == "1");
+        let s = Sandbox::start_with(&SandboxOptions {
+            keep,
+            ..SandboxOptions::default()
+        })
+        .unwrap_or_else(|e| panic!("cannot start the test PostgreSQL: {e:#}"));
+        if keep {
+            eprintln!("test server kept: {}", s.url("postgres"));
+        }
+        s
+    })
+}
+
+/// A database of its own for one test.
+pub struct TestDb {
+    pub name: String,
+    pub conn: ConnInfo,
+}
+
+impl TestDb {
+    /// An empty database.
+    pub fn empty(label: &str) -> TestDb {
+        let name = unique_name(label);
+        sandbox().create_database(&name).expect("create test database");
+        TestDb::named(name)
+    }
+
+    /// A database with the orders table and no rows.
+    pub fn with_schema(label: &str) -> TestDb {
+        let db = TestDb::empty(label);
+        db.client().batch_execute(seed::SCHEMA_SQL).expect("schema");
+        db
+    }
+
+    /// A database holding `orders` synthetic orders (4 stores, seed 42), copied
+    /// from a template seeded once per process.
+    pub fn seeded(label: &str, orders: u64) -> TestDb {
+        let template = format!("o2o_template_{orders}");
+        {
+            let mut done = TEMPLATES.lock().unwrap_or_else(|e| e.into_inner());
+            if !done.contains(&template) {
+                sandbox().create_database(&template).expect("create template");
+                let t = TestDb::named(template.clone());
+                let mut client = t.client();
+                client.batch_execute(seed::SCHEMA_SQL).expect("schema");
+                let args = SeedArgs {
+                    orders,
+                    ..SeedArgs::default()
+                };
+                seed::load(&mut client, &t.config(), &args).expect("seed template");
+                drop(client);
+                std::mem::forget(t); // the template outlives every test that copies it
+                done.push(template.clone());
+            }
+        }
+        let name = unique_name(label);
+        let mut admin = o2o_db::db::connect(&sandbox().conn_info("postgres")).expect("admin");
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
+            .expect("copy template");
+        let db = TestDb::named(name);
+        // Statistics are not copied with the template's pg_stat: analyze again.
+        db.client().batch_execute("ANALYZE orders").expect("analyze");
+        db
+    }
+
+    fn named(name: String) -> TestDb {
+        let conn = sandbox().conn_info(&name);
+        TestDb { name, conn }
+    }
+
+    /// A config pointing at this database with a small pool, so tests do not
+    /// open 20 connections each.
+    pub fn config(&self) -> Config {
+        let mut config = Config::defaults();
+        config.conn = self.conn.clone();
+        config.conn.application_name = Some("o2o-db-test".into());
+        config.conn.connect_timeout = Some(Duration::from_secs(10));
+        config.pool = PoolSettings {
+            size: 2,
+            max_overflow: 3,
+            pre_ping: true,
+            recycle: HumanDuration(Duration::from_secs(3600)),
+            timeout: HumanDuration(Duration::from_secs(10)),
+        };
+        config
+    }
+
+    pub fn client(&self) -> postgres::Client {
+        o2o_db::db::connect(&self.conn).expect("connect to test database")
+    }
+
+    /// The URL the binary is given.
+    pub fn url(&self) -> String {
+        sandbox().url(&self.name)
+    }
+
+    /// The binary, run in an empty directory with no PG*/O2O_DB_* environment,
+    /// pointed at this database.
+    pub fn cmd(&self) -> assert_cmd::Command {
+        let mut c = bare_cmd();
+        c.arg("--database-url").arg(self.url());
+        c
+    }
+
+    pub fn scalar_i64(&self, sql: &str) -> i64 {
+        self.client().query_one(sql, &[]).expect(sql).get(0)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test failed: database kept for inspection: {}", self.url());
+            return;
+        }
+        let _ = sandbox().drop_database(&self.name);
+    }
+}
+
+fn unique_name(label: &str) -> String {
+    let clean: String = label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .collect();
+    format!(
+        "t_{}_{}_{}",
+        clean,
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A scratch directory with nothing in it (no ./o2o-db.toml is picked up).
+pub fn scratch_dir() -> &'static std::path::Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("tempdir")).path()
+}
+
+/// The binary with a clean environment, run in an empty directory.
+pub fn bare_cmd() -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("o2o-db").expect("binary");
+    c.current_dir(scratch_dir());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PG") || k.starts_with("O2O_DB_") || k == "DATABASE_URL" {
+            c.env_remove(k);
+        }
+    }
+    c.env("HOME", scratch_dir());
+    c
+}
+
+/// stdout of a finished command as a String.
+pub fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
