@@ -18,7 +18,12 @@ use std::path::PathBuf;
 ///
 /// Example: o2o-db --database-url postgres://dba@db1/o2o_dashboard verify
 #[derive(Debug, Parser)]
-#[command(name = "o2o-db", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "o2o-db",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

@@ -267,10 +267,11 @@ pub fn process_env(name: &str) -> Option<String> {
 pub fn resolve(flags: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
     // 1. The config file: --config, else $O2O_DB_CONFIG, else ./o2o-db.toml if present.
     //    A file that was named (flag or env) must exist; the implicit one is optional.
-    let named = flags
-        .config
-        .clone()
-        .or_else(|| env("O2O_DB_CONFIG").filter(|s| !s.is_empty()).map(PathBuf::from));
+    let named = flags.config.clone().or_else(|| {
+        env("O2O_DB_CONFIG")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+    });
     let path = match named {
         Some(p) => {
             if !p.exists() {
@@ -413,11 +414,7 @@ fn build(file: FileConfig, source: Option<PathBuf>, conn: ConnInfo) -> Config {
         benchmark: BenchmarkSettings {
             file: file.benchmark.file.map(relative),
             warmup: file.benchmark.warmup.unwrap_or(3),
-            iterations: file
-                .benchmark
-                .iterations
-                .map(NonZeroU32::get)
-                .unwrap_or(20),
+            iterations: file.benchmark.iterations.map(NonZeroU32::get).unwrap_or(20),
             seed: file.benchmark.seed.unwrap_or(42),
             baseline_slower_percent: file
                 .benchmark
@@ -441,8 +438,8 @@ fn build(file: FileConfig, source: Option<PathBuf>, conn: ConnInfo) -> Config {
 
 /// Reads and checks one config file; errors name the file, line and key.
 pub fn load_file(path: &Path) -> Result<FileConfig> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
             .iter()
@@ -472,7 +469,7 @@ fn describe_toml_error(e: &toml::de::Error, text: &str, path: &Path) -> anyhow::
             .trim_matches('"')
             .to_string()
     });
-    let message = redact_text(e.message().trim());
+    let message = redact_text(&e.message().trim().replace('\n', "; "));
     let mut hint = String::new();
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
@@ -484,7 +481,11 @@ fn describe_toml_error(e: &toml::de::Error, text: &str, path: &Path) -> anyhow::
             .collect();
         let best = candidates
             .iter()
-            .map(|c| (edit_distance(field, c), *c))
+            .map(|c| {
+                // `pool_sise` in [pool] means `size`: also try without a section-like prefix.
+                let bare = field.split_once('_').map_or(field, |(_, rest)| rest);
+                (edit_distance(field, c).min(edit_distance(bare, c)), *c)
+            })
             .min()
             .filter(|(d, _)| *d <= 3);
         hint = match best {
@@ -498,20 +499,45 @@ fn describe_toml_error(e: &toml::de::Error, text: &str, path: &Path) -> anyhow::
             line.unwrap_or(0)
         );
     }
-    let key_part = key
-        .filter(|k| !k.is_empty() && k.len() < 60 && !k.contains('\n'))
-        .map(|k| format!(" at `{k}`"))
+    // Name the key as `section.key`, read from the line the error points at.
+    let key_part = line
+        .and_then(|l| key_at_line(text, l))
+        .or(key.filter(|k| !k.is_empty() && k.len() < 60 && !k.contains('\n')))
+        .map(|k| format!(" `{k}`:"))
         .unwrap_or_default();
-    if message.contains("nonzero") || message.contains("non-zero") {
+    if message.starts_with("invalid value") && message.contains("nonzero") {
         hint = "; it must be 1 or more".into();
     } else if message.contains("invalid value: integer `-") {
         hint = "; it cannot be negative".into();
+    } else if message.starts_with("invalid type") {
+        hint = "; see o2o-db.toml in the repository for each key's type".into();
     }
     anyhow::anyhow!(
-        "{}:{}{key_part}: {message}{hint}",
+        "{}:{}:{key_part} {message}{hint}",
         path.display(),
         line.unwrap_or(0)
     )
+}
+
+/// `section.key` for the `key = value` on 1-based `line`, if that line holds one.
+fn key_at_line(text: &str, line: usize) -> Option<String> {
+    let mut section = String::new();
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            section = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        }
+        if i + 1 == line {
+            let (k, _) = t.split_once('=')?;
+            let k = k.trim().trim_matches('"');
+            return Some(if section.is_empty() {
+                k.to_string()
+            } else {
+                format!("{section}.{k}")
+            });
+        }
+    }
+    None
 }
 
 /// The 1-based line of `key` in `[section]` of a config file, for messages about values.

@@ -297,21 +297,17 @@ impl ConnInfo {
 }
 
 fn split_pgpass_line(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
+    let mut fields = Vec::new();
+    let mut field = String::new();
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => {
-                if let Some(next) = chars.next() {
-                    fields.last_mut().map(|f| f.push(next));
-                }
-            }
-            ':' => fields.push(String::new()),
-            c => {
-                fields.last_mut().map(|f| f.push(c));
-            }
+            '\\' => field.extend(chars.next()),
+            ':' => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
         }
     }
+    fields.push(field);
     fields
 }
 
@@ -446,7 +442,9 @@ fn percent_decode(s: &str) -> Result<String> {
             let hex = s
                 .get(i + 1..i + 3)
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .context("invalid percent-encoding in URL: `%` must be followed by two hex digits")?;
+                .context(
+                    "invalid percent-encoding in URL: `%` must be followed by two hex digits",
+                )?;
             out.push(hex);
             i += 3;
         } else {
@@ -488,8 +486,8 @@ pub fn redact_text(s: &str) -> String {
         let (head, tail) = rest.split_at(pos + "password=".len());
         result.push_str(head);
         result.push_str("****");
-        let end = if tail.starts_with('\'') {
-            tail[1..].find('\'').map(|e| e + 2).unwrap_or(tail.len())
+        let end = if let Some(quoted) = tail.strip_prefix('\'') {
+            quoted.find('\'').map(|e| e + 2).unwrap_or(tail.len())
         } else {
             tail.find(|c: char| c.is_whitespace() || c == '&')
                 .unwrap_or(tail.len())

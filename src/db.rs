@@ -203,12 +203,14 @@ impl Pool {
         if state.connections >= max && state.idle_connections == 0 {
             anyhow!("pool exhausted: no free connection within {waited} ({in_use} of {max} in use)")
         } else {
-            let reason = self
-                .counters
-                .last_error()
-                .unwrap_or_else(|| e.to_string());
+            let reason = self.counters.last_error().unwrap_or_else(|| e.to_string());
             anyhow!("cannot connect to {}: {reason}", self.conn.target())
         }
+    }
+
+    /// The underlying r2d2 pool, for its settings (min_idle, test_on_check_out, ...).
+    pub fn r2d2(&self) -> &r2d2::Pool<Manager> {
+        &self.inner
     }
 
     pub fn state(&self) -> r2d2::State {
@@ -236,7 +238,13 @@ impl Pool {
 pub fn connect(conn: &ConnInfo) -> Result<Client> {
     conn.to_pg_config()
         .connect(tls_connector(conn)?)
-        .map_err(|e| anyhow!("cannot connect to {}: {}", conn.target(), describe_pg_error(&e)))
+        .map_err(|e| {
+            anyhow!(
+                "cannot connect to {}: {}",
+                conn.target(),
+                describe_pg_error(&e)
+            )
+        })
 }
 
 /// The TLS connector for libpq's sslmode: require checks nothing (unless a root
@@ -253,7 +261,10 @@ pub fn tls_connector(conn: &ConnInfo) -> Result<MakeTlsConnector> {
     };
     if let Some(root) = &conn.sslrootcert {
         builder.set_ca_file(root).with_context(|| {
-            format!("cannot load sslrootcert {}: is it a PEM file?", root.display())
+            format!(
+                "cannot load sslrootcert {}: is it a PEM file?",
+                root.display()
+            )
         })?;
     } else if verify {
         let default = std::env::var("HOME")
@@ -354,10 +365,19 @@ pub fn with_readonly_session<T>(
         .build_transaction()
         .read_only(true)
         .start()
-        .map_err(|e| anyhow!("cannot begin read-only transaction: {}", describe_pg_error(&e)))?;
+        .map_err(|e| {
+            anyhow!(
+                "cannot begin read-only transaction: {}",
+                describe_pg_error(&e)
+            )
+        })?;
     let value = f(&mut tx)?;
-    tx.commit()
-        .map_err(|e| anyhow!("ending read-only transaction failed: {}", describe_pg_error(&e)))?;
+    tx.commit().map_err(|e| {
+        anyhow!(
+            "ending read-only transaction failed: {}",
+            describe_pg_error(&e)
+        )
+    })?;
     Ok(value)
 }
 

@@ -30,9 +30,11 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Completions(args) => commands::shell::completions(args, out),
         Command::Man => commands::shell::man(out),
         Command::Seed(args) => report::emit(&commands::seed::run(&config()?, args)?, format, out),
-        Command::CreateIndexes(args) => {
-            report::emit(&commands::create_indexes::run(&config()?, args)?, format, out)
-        }
+        Command::CreateIndexes(args) => report::emit(
+            &commands::create_indexes::run(&config()?, args)?,
+            format,
+            out,
+        ),
         Command::DropIndexes(args) => {
             report::emit(&commands::drop_indexes::run(&config()?, args)?, format, out)
         }

@@ -10,7 +10,10 @@ fn main() -> ExitCode {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(err) => {
             // {:#} prints the whole context chain on one line: "in o2o-db.toml: ...: ...".
-            eprintln!("o2o-db: error: {}", o2o_db::conninfo::redact_text(&format!("{err:#}")));
+            eprintln!(
+                "o2o-db: error: {}",
+                o2o_db::conninfo::redact_text(&format!("{err:#}"))
+            );
             ExitCode::from(2)
         }
     }

@@ -133,7 +133,11 @@ impl Sandbox {
 
     /// The command that stops a kept server.
     pub fn stop_command(&self) -> String {
-        let prefix = if is_root() { "runuser -u postgres -- " } else { "" };
+        let prefix = if is_root() {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
         format!(
             "{prefix}{} stop -D {} -m fast && rm -rf {}",
             self.bindir.join("pg_ctl").display(),
@@ -150,10 +154,7 @@ impl Sandbox {
     pub fn create_database(&self, name: &str) -> Result<()> {
         let mut client = crate::db::connect(&self.conn_info("postgres"))?;
         client
-            .batch_execute(&format!(
-                "CREATE DATABASE {}",
-                crate::db::quote_ident(name)
-            ))
+            .batch_execute(&format!("CREATE DATABASE {}", crate::db::quote_ident(name)))
             .with_context(|| format!("cannot create database {name}"))?;
         Ok(())
     }
@@ -278,27 +279,20 @@ impl Sandbox {
 
     fn pg_ctl_start(&self) -> Result<()> {
         let log = self.root.join("server.log");
-        self.pg_ctl(&[
-            "start",
-            "-w",
-            "-t",
-            "60",
-            "-l",
-            &log.display().to_string(),
-        ])
-        .map_err(|e| {
-            let tail = std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .lines()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n");
-            e.context(format!("PostgreSQL did not start; server log:\n{tail}"))
-        })
+        self.pg_ctl(&["start", "-w", "-t", "60", "-l", &log.display().to_string()])
+            .map_err(|e| {
+                let tail = std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .lines()
+                    .rev()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                e.context(format!("PostgreSQL did not start; server log:\n{tail}"))
+            })
     }
 
     fn pg_ctl(&self, args: &[&str]) -> Result<()> {
@@ -354,7 +348,11 @@ impl Drop for Sandbox {
 /// Stops the server and deletes its directory once this process is gone,
 /// whether it exited, panicked in a static or was killed.
 fn spawn_watchdog(s: &Sandbox) -> Result<std::process::Child> {
-    let prefix = if is_root() { "runuser -u postgres -- " } else { "" };
+    let prefix = if is_root() {
+        "runuser -u postgres -- "
+    } else {
+        ""
+    };
     let script = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {prefix}'{pgctl}' stop -D '{data}' -m immediate >/dev/null 2>&1; rm -rf '{root}'",
         pid = std::process::id(),

@@ -109,8 +109,16 @@ pub const PRODUCTS: &[(&str, &str, &str, i64, i64)] = &[
 pub const SCENES: &[&str] = &["外卖配送", "到店自取", "堂食", "团购核销", "企业团餐"];
 
 const CITIES: &[&str] = &[
-    "北京朝阳大悦城", "上海徐汇滨江", "广州天河城", "深圳南山科技园", "杭州西湖银泰",
-    "成都春熙路", "武汉光谷", "南京新街口", "西安小寨", "重庆解放碑",
+    "北京朝阳大悦城",
+    "上海徐汇滨江",
+    "广州天河城",
+    "深圳南山科技园",
+    "杭州西湖银泰",
+    "成都春熙路",
+    "武汉光谷",
+    "南京新街口",
+    "西安小寨",
+    "重庆解放碑",
 ];
 
 /// Store names: a fixed list, numbered branches beyond it.
@@ -193,8 +201,7 @@ impl Generator {
         let (period, first_hour, hours, _) = TIME_PERIODS[r.weighted(&self.period_weights)];
         let product = PRODUCTS[r.weighted(&self.product_weights)];
         let date = LAST_DATE - DAYS + 1 + r.weighted(&self.day_weights) as i32;
-        let second_of_day =
-            i64::from(first_hour) * 3600 + r.below(u64::from(hours) * 3600) as i64;
+        let second_of_day = i64::from(first_hour) * 3600 + r.below(u64::from(hours) * 3600) as i64;
         let scene = match (channel.0, r.below(10)) {
             ("门店自提", 0..=5) => "到店自取",
             ("门店自提", _) => "堂食",

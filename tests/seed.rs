@@ -13,13 +13,25 @@ fn seed_loads_exact_count_with_realistic_spread() {
     assert!(out.status.success(), "{}", support::stderr(&out));
     assert!(support::stdout(&out).contains("seeded 20000 orders across 4 stores"));
     assert_eq!(db.scalar_i64("SELECT count(*) FROM orders"), 20000);
-    assert_eq!(db.scalar_i64("SELECT count(DISTINCT store_name) FROM orders"), 4);
-    assert_eq!(db.scalar_i64("SELECT count(DISTINCT channel) FROM orders"), 6);
-    assert_eq!(db.scalar_i64("SELECT count(DISTINCT time_period) FROM orders"), 5);
+    assert_eq!(
+        db.scalar_i64("SELECT count(DISTINCT store_name) FROM orders"),
+        4
+    );
+    assert_eq!(
+        db.scalar_i64("SELECT count(DISTINCT channel) FROM orders"),
+        6
+    );
+    assert_eq!(
+        db.scalar_i64("SELECT count(DISTINCT time_period) FROM orders"),
+        5
+    );
     // 美团 is the biggest channel, 门店自提 the smallest: the skew indexes are chosen for.
     let top: String = db
         .client()
-        .query_one("SELECT channel FROM orders GROUP BY 1 ORDER BY count(*) DESC LIMIT 1", &[])
+        .query_one(
+            "SELECT channel FROM orders GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(top, "美团");
@@ -65,7 +77,10 @@ fn seed_is_deterministic_for_a_seed() {
     let b = TestDb::with_schema("seed_det_b");
     let c = TestDb::with_schema("seed_det_c");
     for (db, seed) in [(&a, "5"), (&b, "5"), (&c, "6")] {
-        db.cmd().args(["seed", "--orders", "3000", "--seed", seed]).assert().success();
+        db.cmd()
+            .args(["seed", "--orders", "3000", "--seed", seed])
+            .assert()
+            .success();
     }
     assert_eq!(checksum(&a), checksum(&b));
     assert_ne!(checksum(&a), checksum(&c));
@@ -74,12 +89,18 @@ fn seed_is_deterministic_for_a_seed() {
 #[test]
 fn seed_refuses_a_table_with_rows_unless_truncate() {
     let db = TestDb::with_schema("seed_refuse");
-    db.cmd().args(["seed", "--orders", "100"]).assert().success();
+    db.cmd()
+        .args(["seed", "--orders", "100"])
+        .assert()
+        .success();
     let out = db.cmd().args(["seed", "--orders", "100"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(support::stderr(&out).contains("already has rows; pass --truncate"));
     assert_eq!(db.scalar_i64("SELECT count(*) FROM orders"), 100);
-    db.cmd().args(["seed", "--orders", "50", "--truncate"]).assert().success();
+    db.cmd()
+        .args(["seed", "--orders", "50", "--truncate"])
+        .assert()
+        .success();
     assert_eq!(db.scalar_i64("SELECT count(*) FROM orders"), 50);
 }
 
@@ -88,8 +109,15 @@ fn seed_without_table_says_how_to_create_it() {
     let db = TestDb::empty("seed_no_table");
     let out = db.cmd().args(["seed", "--orders", "10"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(support::stderr(&out).contains("--create-schema"), "{}", support::stderr(&out));
-    db.cmd().args(["seed", "--orders", "10", "--create-schema"]).assert().success();
+    assert!(
+        support::stderr(&out).contains("--create-schema"),
+        "{}",
+        support::stderr(&out)
+    );
+    db.cmd()
+        .args(["seed", "--orders", "10", "--create-schema"])
+        .assert()
+        .success();
     assert_eq!(db.scalar_i64("SELECT count(*) FROM orders"), 10);
 }
 
@@ -104,7 +132,10 @@ fn seed_create_schema_creates_the_database() {
         .unwrap();
     assert!(out.status.success(), "{}", support::stderr(&out));
     let mut client = o2o_db::db::connect(&support::sandbox().conn_info(&name)).unwrap();
-    let n: i64 = client.query_one("SELECT count(*) FROM orders", &[]).unwrap().get(0);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM orders", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(n, 1000);
     drop(client);
     support::sandbox().drop_database(&name).unwrap();

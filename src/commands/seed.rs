@@ -41,7 +41,7 @@ pub struct SeedArgs {
     #[arg(long)]
     pub truncate: bool,
 
-    /// Skip the ANALYZE after loading
+    /// Skip the VACUUM ANALYZE after loading
     #[arg(long)]
     pub no_analyze: bool,
 }
@@ -196,7 +196,7 @@ pub fn load(client: &mut Client, config: &Config, args: &SeedArgs) -> Result<See
         .map_err(|e| anyhow!("committing the loaded orders: {}", describe_pg_error(&e)))?;
     bar.finish_and_clear();
     if !args.no_analyze {
-        client.batch_execute("ANALYZE orders")?;
+        client.batch_execute("VACUUM (ANALYZE) orders")?;
     }
     let elapsed = started.elapsed().as_secs_f64();
     let table_bytes: i64 = client

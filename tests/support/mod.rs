@@ -45,7 +45,9 @@ impl TestDb {
     /// An empty database.
     pub fn empty(label: &str) -> TestDb {
         let name = unique_name(label);
-        sandbox().create_database(&name).expect("create test database");
+        sandbox()
+            .create_database(&name)
+            .expect("create test database");
         TestDb::named(name)
     }
 
@@ -63,7 +65,9 @@ impl TestDb {
         {
             let mut done = TEMPLATES.lock().unwrap_or_else(|e| e.into_inner());
             if !done.contains(&template) {
-                sandbox().create_database(&template).expect("create template");
+                sandbox()
+                    .create_database(&template)
+                    .expect("create template");
                 let t = TestDb::named(template.clone());
                 let mut client = t.client();
                 client.batch_execute(seed::SCHEMA_SQL).expect("schema");
@@ -80,11 +84,15 @@ impl TestDb {
         let name = unique_name(label);
         let mut admin = o2o_db::db::connect(&sandbox().conn_info("postgres")).expect("admin");
         admin
-            .batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
+            .batch_execute(&format!(
+                "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
+            ))
             .expect("copy template");
         let db = TestDb::named(name);
         // Statistics are not copied with the template's pg_stat: analyze again.
-        db.client().batch_execute("ANALYZE orders").expect("analyze");
+        db.client()
+            .batch_execute("ANALYZE orders")
+            .expect("analyze");
         db
     }
 
@@ -145,7 +153,13 @@ impl Drop for TestDb {
 fn unique_name(label: &str) -> String {
     let clean: String = label
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!(
         "t_{}_{}_{}",
@@ -158,7 +172,8 @@ fn unique_name(label: &str) -> String {
 /// A scratch directory with nothing in it (no ./o2o-db.toml is picked up).
 pub fn scratch_dir() -> &'static std::path::Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("tempdir")).path()
+    DIR.get_or_init(|| tempfile::tempdir().expect("tempdir"))
+        .path()
 }
 
 /// The binary with a clean environment, run in an empty directory.

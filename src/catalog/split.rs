@@ -1,0 +1,204 @@
+// Splits SQL text into statements at top-level semicolons, skipping comments
+// and respecting quotes and dollar quotes, and remembers where each began.
+
+use anyhow::{bail, Result};
+
+/// One statement of a SQL file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// The statement without its semicolon or surrounding comments, whitespace trimmed.
+    pub sql: String,
+    /// 1-based line where the statement's first token is.
+    pub line: usize,
+    /// `-- key: value` comment lines directly above the statement (after the previous one).
+    pub annotations: Vec<(String, String, usize)>,
+}
+
+/// Splits `text`; `origin` (a file name) is used in error messages.
+pub fn split_statements(text: &str, origin: &str) -> Result<Vec<Statement>> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut start_line = 0usize;
+    let mut line = 1usize;
+    let mut annotations = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '-' && next == Some('-') {
+            let end = chars[i..]
+                .iter()
+                .position(|c| *c == '\n')
+                .map_or(chars.len(), |p| i + p);
+            let comment: String = chars[i + 2..end].iter().collect();
+            if current.trim().is_empty() {
+                if let Some((k, v)) = comment.trim().split_once(':') {
+                    let key = k.trim();
+                    if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
+                        annotations.push((key.to_ascii_lowercase(), v.trim().to_string(), line));
+                    }
+                }
+            } else {
+                current.push(' ');
+            }
+            i = end;
+            continue;
+        }
+        if c == '/' && next == Some('*') {
+            let open_line = line;
+            let mut depth = 0;
+            loop {
+                match (chars.get(i), chars.get(i + 1)) {
+                    (Some('/'), Some('*')) => {
+                        depth += 1;
+                        i += 2;
+                    }
+                    (Some('*'), Some('/')) => {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    (Some(ch), _) => {
+                        if *ch == '\n' {
+                            line += 1;
+                        }
+                        i += 1;
+                    }
+                    (None, _) => bail!("{origin}:{open_line}: unterminated /* comment"),
+                }
+            }
+            current.push(' ');
+            continue;
+        }
+        if c == ';' {
+            if current.trim().is_empty() {
+                bail!("{origin}:{line}: stray `;` with no statement before it; remove it");
+            }
+            out.push(Statement {
+                sql: current.trim().to_string(),
+                line: start_line,
+                annotations: std::mem::take(&mut annotations),
+            });
+            current.clear();
+            i += 1;
+            continue;
+        }
+        if !c.is_whitespace() && current.trim().is_empty() {
+            start_line = line;
+        }
+        if c == '\'' || c == '"' {
+            let open_line = line;
+            current.push(c);
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    Some(ch) if *ch == c => {
+                        current.push(*ch);
+                        i += 1;
+                        if chars.get(i) == Some(&c) {
+                            current.push(c);
+                            i += 1;
+                            continue;
+                        }
+                        break;
+                    }
+                    Some(ch) => {
+                        if *ch == '\n' {
+                            line += 1;
+                        }
+                        current.push(*ch);
+                        i += 1;
+                    }
+                    None => bail!("{origin}:{open_line}: unterminated {c} quote"),
+                }
+            }
+            continue;
+        }
+        if c == '$' {
+            // $tag$ ... $tag$ (a $1 parameter has a digit after the dollar and is not a quote)
+            let tag_end = chars[i + 1..]
+                .iter()
+                .position(|ch| !(ch.is_alphanumeric() || *ch == '_'))
+                .map(|p| i + 1 + p);
+            if let Some(te) = tag_end {
+                let tag_body: String = chars[i + 1..te].iter().collect();
+                if chars.get(te) == Some(&'$')
+                    && !tag_body.starts_with(|ch: char| ch.is_ascii_digit())
+                {
+                    let tag: String = chars[i..=te].iter().collect();
+                    let open_line = line;
+                    current.push_str(&tag);
+                    i = te + 1;
+                    loop {
+                        let rest: String =
+                            chars[i..(i + tag.len()).min(chars.len())].iter().collect();
+                        if rest == tag {
+                            current.push_str(&tag);
+                            i += tag.len();
+                            break;
+                        }
+                        match chars.get(i) {
+                            Some(ch) => {
+                                if *ch == '\n' {
+                                    line += 1;
+                                }
+                                current.push(*ch);
+                                i += 1;
+                            }
+                            None => bail!("{origin}:{open_line}: unterminated {tag} quote"),
+                        }
+                    }
+                    continue;
+                }
+            }
+        }
+        if c == '\n' {
+            line += 1;
+        }
+        current.push(c);
+        i += 1;
+    }
+    if !current.trim().is_empty() {
+        // The last statement may omit its semicolon.
+        out.push(Statement {
+            sql: current.trim().to_string(),
+            line: start_line,
+            annotations,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_with_lines_and_annotations() {
+        let text = "-- a header\n\n-- name: one\nSELECT ';' -- x;\n  FROM t;\n/* c; */ SELECT $$;$$, $1;\nSELECT 3";
+        let s = split_statements(text, "f.sql").unwrap();
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].line, 4);
+        assert_eq!(s[0].annotations, vec![("name".into(), "one".into(), 3)]);
+        assert!(s[0].sql.starts_with("SELECT ';'"));
+        assert_eq!(s[1].line, 6);
+        assert_eq!(s[1].sql, "SELECT $$;$$, $1");
+        assert_eq!(s[2].sql, "SELECT 3");
+    }
+
+    #[test]
+    fn reports_stray_semicolons_and_open_quotes() {
+        let e = split_statements("SELECT 1;\n;", "f.sql")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("f.sql:2: stray `;`"), "{e}");
+        let e = split_statements("SELECT 1;\nSELECT 'x", "f.sql")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("f.sql:2: unterminated ' quote"), "{e}");
+    }
+}
