@@ -11,6 +11,8 @@ pub mod commands;
 pub mod config;
 pub mod conninfo;
 pub mod db;
+pub mod index_state;
+pub mod params;
 pub mod pg_sandbox;
 pub mod report;
 pub mod seed_data;

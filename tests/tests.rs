@@ -3,6 +3,12 @@
 
 mod support;
 
+mod benchmark;
 mod config;
+mod create_indexes;
+mod index_state;
+mod params;
 mod pool;
+mod pool_status;
 mod seed;
+mod verify;

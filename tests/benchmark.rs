@@ -1,0 +1,1 @@
+// benchmark: tests arrive with the subcommand.

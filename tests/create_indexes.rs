@@ -1,0 +1,1 @@
+// create_indexes: tests arrive with the subcommand.

@@ -1,0 +1,1 @@
+// pool_status: tests arrive with the subcommand.

@@ -1,0 +1,1 @@
+// verify: tests arrive with the subcommand.
