@@ -32,7 +32,8 @@ pub struct Cli {
 }
 
 /// Options every subcommand accepts.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Config file [env: O2O_DB_CONFIG] [default: ./o2o-db.toml when present]
     #[arg(long, global = true, value_name = "FILE")]

@@ -1,12 +1,96 @@
-// Placeholder until the subcommand lands: registered so the CLI shape is fixed.
+// `o2o-db demo`: the whole tool on a throwaway PostgreSQL, in the order of the
+// V8.5 report's story, so a new user sees it work before pointing it at a
+// real database. Each step prints its normal report under a heading.
 
+use crate::commands::seed::{self, SeedArgs};
 use crate::config::Config;
-use crate::report::Outcome;
-use anyhow::{bail, Result};
+use crate::pg_sandbox::{Sandbox, SandboxOptions};
+use crate::report::{self, Format, Outcome};
+use anyhow::{Context, Result};
+use std::io::Write;
 
-#[derive(Debug, clap::Args)]
-pub struct DemoArgs {}
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// How many orders to seed (the report had 93,728)
+    #[arg(long, default_value_t = crate::seed_data::DEFAULT_ORDERS)]
+    pub orders: u64,
 
-pub fn run(_config: &Config, _args: &DemoArgs, _out: &mut dyn std::io::Write) -> Result<Outcome> {
-    bail!("this subcommand is not available yet")
+    /// How many stores
+    #[arg(long, default_value_t = crate::seed_data::DEFAULT_STORES)]
+    pub stores: u32,
+
+    /// Leave the server running afterwards and print its URL and the command that stops it
+    #[arg(long)]
+    pub keep: bool,
+}
+
+impl Default for DemoArgs {
+    fn default() -> Self {
+        DemoArgs {
+            orders: crate::seed_data::DEFAULT_ORDERS,
+            stores: crate::seed_data::DEFAULT_STORES,
+            keep: false,
+        }
+    }
+}
+
+/// The demo's database on the throwaway server.
+pub const DEMO_DATABASE: &str = "o2o_dashboard";
+
+pub fn run(config: &Config, args: &DemoArgs, out: &mut dyn Write) -> Result<Outcome> {
+    heading(out, "1. Start a throwaway PostgreSQL")?;
+    let sandbox = Sandbox::start_with(&SandboxOptions {
+        keep: args.keep,
+        ..SandboxOptions::default()
+    })
+    .context("the demo needs PostgreSQL server binaries")?;
+    sandbox.create_database(DEMO_DATABASE)?;
+    // The user's pool and alert settings, pointed at the sandbox.
+    let mut config = config.clone();
+    config.conn = sandbox.conn_info(DEMO_DATABASE);
+    config.conn.application_name = Some("o2o-db-demo".into());
+    let version: String = crate::db::connect(&config.conn)?
+        .query_one("SELECT version()", &[])?
+        .get(0);
+    writeln!(
+        out,
+        "{version}\nlistening on {}",
+        sandbox.url(DEMO_DATABASE)
+    )?;
+
+    heading(
+        out,
+        &format!(
+            "2. Seed {} orders across {} stores",
+            args.orders, args.stores
+        ),
+    )?;
+    let seeded = seed::run(
+        &config,
+        &SeedArgs {
+            orders: args.orders,
+            stores: args.stores,
+            create_schema: true,
+            ..SeedArgs::default()
+        },
+    )?;
+    report::render(&seeded, Format::Table, out)?;
+
+    let outcome = Outcome::Clean;
+    if args.keep {
+        heading(out, "The server keeps running")?;
+        writeln!(out, "URL:  {}", sandbox.url(DEMO_DATABASE))?;
+        writeln!(
+            out,
+            "try:  o2o-db --database-url '{}' verify",
+            sandbox.url(DEMO_DATABASE)
+        )?;
+        writeln!(out, "stop: {}", sandbox.stop_command())?;
+    }
+    Ok(outcome)
+}
+
+fn heading(out: &mut dyn Write, title: &str) -> Result<()> {
+    writeln!(out, "\n== {title} ==")?;
+    Ok(())
 }
