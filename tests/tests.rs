@@ -11,4 +11,5 @@ mod params;
 mod pool;
 mod pool_status;
 mod seed;
+mod tls;
 mod verify;
