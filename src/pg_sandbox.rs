@@ -391,7 +391,13 @@ pub fn find_bindir() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             if has_server(&dir) {
-                return Ok(dir);
+                // A symlinked initdb (/usr/local/bin -> /usr/lib/postgresql/15/bin) points
+                // at the real directory, where psql and pgbench live too.
+                let real = std::fs::canonicalize(dir.join("initdb"))
+                    .ok()
+                    .and_then(|p| p.parent().map(Path::to_path_buf))
+                    .filter(|d| has_server(d));
+                return Ok(real.unwrap_or(dir));
             }
         }
     }

@@ -1,0 +1,158 @@
+// Shared pieces of the peers bench: options, running o2o-db and psql against
+// the sandbox, timing with peak memory, medians, and the result table.
+
+use o2o_db::pg_sandbox::Sandbox;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Options {
+    pub reps: usize,
+    pub orders: u64,
+    pub with_10m: bool,
+}
+
+impl Options {
+    pub fn from_args() -> Options {
+        let mut o = Options {
+            reps: 3,
+            orders: 1_000_000,
+            with_10m: false,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--reps" => o.reps = number(args.next()),
+                "--orders" => o.orders = number(args.next()),
+                "--with-10m" => o.with_10m = true,
+                "--bench" => {} // cargo bench passes this
+                other => fail(&format!(
+                    "unknown option {other}; use --reps N, --orders N, --with-10m"
+                )),
+            }
+        }
+        o
+    }
+}
+
+fn number<T: std::str::FromStr>(v: Option<String>) -> T {
+    v.and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| fail("expected a number after the option"))
+}
+
+pub fn fail(msg: &str) -> ! {
+    eprintln!("peers bench: {msg}");
+    std::process::exit(2)
+}
+
+/// A new empty database.
+pub fn fresh_db(sandbox: &Sandbox, name: &str) -> String {
+    let _ = sandbox.drop_database(name);
+    sandbox
+        .create_database(name)
+        .unwrap_or_else(|e| fail(&format!("{e:#}")));
+    name.to_string()
+}
+
+/// Runs psql with `sql` (a script, or a single \copy line) against `db`, as the superuser.
+pub fn psql(sandbox: &Sandbox, db: &str, sql: &str) {
+    let out = Command::new(sandbox.bindir().join("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
+        .arg(sandbox.socket_dir())
+        .args([
+            "-p",
+            &sandbox.port().to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-c",
+            sql,
+        ])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| fail(&format!("cannot run psql: {e}")));
+    if !out.status.success() {
+        fail(&format!(
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+}
+
+/// Runs o2o-db against `db` and fails the bench if it fails.
+pub fn run_o2o(sandbox: &Sandbox, db: &str, args: &[&str]) {
+    timed_o2o(sandbox, db, args);
+}
+
+/// Runs o2o-db against `db`: wall time and peak resident memory (kB).
+pub fn timed_o2o(sandbox: &Sandbox, db: &str, args: &[&str]) -> (Duration, i64) {
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_o2o-db"))
+        .arg("--database-url")
+        .arg(sandbox.url(db))
+        .args(args)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| fail(&format!("cannot run o2o-db: {e}")));
+    let (status, rss) = wait_with_rusage(child.id() as libc::pid_t);
+    let elapsed = started.elapsed();
+    if status != 0 {
+        fail(&format!("o2o-db {} exited with {status}", args.join(" ")));
+    }
+    (elapsed, rss)
+}
+
+/// waitpid with the child's own resource usage: (exit status, max RSS in kB).
+fn wait_with_rusage(pid: libc::pid_t) -> (i32, i64) {
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if r < 0 {
+        fail("wait4 failed");
+    }
+    (libc::WEXITSTATUS(status), usage.ru_maxrss)
+}
+
+pub fn median(times: &[Duration]) -> Duration {
+    let mut t = times.to_vec();
+    t.sort();
+    t.get(t.len() / 2).copied().unwrap_or_default()
+}
+
+pub struct Row {
+    pub what: String,
+    pub o2o: String,
+    pub peer: String,
+    /// Higher is better for o2o-db unless the target says otherwise.
+    pub ratio: f64,
+    pub target: String,
+    pub met: bool,
+}
+
+#[derive(Default)]
+pub struct Rows(Vec<Row>);
+
+impl Rows {
+    pub fn push(&mut self, r: Row) {
+        eprintln!("  {}: {} vs {} → {:.3}", r.what, r.o2o, r.peer, r.ratio);
+        self.0.push(r);
+    }
+
+    pub fn print(&self) {
+        let mut t = comfy_table::Table::new();
+        t.load_preset(comfy_table::presets::ASCII_MARKDOWN);
+        t.set_header(["measure", "o2o-db", "peer", "ratio", "target", "met"]);
+        for r in &self.0 {
+            t.add_row([
+                r.what.clone(),
+                r.o2o.clone(),
+                r.peer.clone(),
+                format!("{:.3}", r.ratio),
+                r.target.clone(),
+                if r.met { "yes" } else { "NO" }.into(),
+            ]);
+        }
+        println!("{t}");
+    }
+}
