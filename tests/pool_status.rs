@@ -27,6 +27,14 @@ fn group(status: &PoolStatus, application: &str, state: &str) -> i64 {
         .map_or(0, |g| g.connections)
 }
 
+/// A config file in a directory of its own (kept alive by the returned TempDir).
+fn config_file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o2o-db.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
 fn duration(s: &str) -> Option<HumanDuration> {
     Some(HumanDuration::parse(s).unwrap())
 }
@@ -153,13 +161,9 @@ fn a_session_left_idle_in_transaction_is_listed() {
 #[test]
 fn usage_above_the_alert_exits_1() {
     let db = TestDb::empty("ps_alert");
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("o2o-db.toml");
-    std::fs::write(
-        &config,
+    let (_dir, config) = config_file(
         "[database]\napplication_name = \"o2o-dashboard\"\n\n[pool]\nsize = 2\nmax_overflow = 2\n\n[alert]\npool_usage_percent = 70\n",
-    )
-    .unwrap();
+    );
     let _dashboard: Vec<_> = (0..3).map(|_| connect_as(&db, "o2o-dashboard")).collect();
     let _reporting = connect_as(&db, "reporting");
     let pool_status = |args: &[&str]| {
@@ -272,7 +276,7 @@ fn load_beyond_max_size_queues_without_errors_when_the_timeout_is_generous() {
     assert_eq!(load.query_errors, 0, "{load:?}");
     assert_eq!(load.first_error, None);
     assert_eq!(report.pool.max_size, 2);
-    assert_eq!(report.pool.checkouts, load.checkouts);
+    assert_eq!(report.pool.checkout.checkouts, load.checkouts);
     assert_eq!(report.outcome(), Outcome::Clean);
     // The load's connections were closed and are not the application's.
     assert_eq!(report.app.connections, 0);
@@ -286,13 +290,7 @@ fn load_beyond_max_size_queues_without_errors_when_the_timeout_is_generous() {
 #[test]
 fn load_with_a_tiny_timeout_counts_timeouts_and_exits_1() {
     let db = TestDb::empty("ps_load_timeout");
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("o2o-db.toml");
-    std::fs::write(
-        &config,
-        "[pool]\nsize = 1\nmax_overflow = 0\ntimeout = \"200ms\"\n",
-    )
-    .unwrap();
+    let (_dir, config) = config_file("[pool]\nsize = 1\nmax_overflow = 0\ntimeout = \"200ms\"\n");
     let out = db
         .cmd()
         .arg("--config")

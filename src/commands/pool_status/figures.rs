@@ -9,7 +9,7 @@
 // before it touches the pool at all.
 
 use crate::config::{Config, HumanDuration};
-use crate::db::{self, describe_pg_error, Pool};
+use crate::db::{self, describe_pg_error, CheckoutStats, Pool};
 use anyhow::{anyhow, Result};
 use postgres::Client;
 use serde::Serialize;
@@ -34,16 +34,10 @@ pub struct PoolFigures {
     pub checked_out: u32,
     /// checked_out / max_size, in percent.
     pub usage_percent: f64,
-    /// Checkouts so far.
-    pub checkouts: u64,
-    /// Checkouts slower than db::WAIT_THRESHOLD (1 ms): queued, or a connection was opened.
-    pub waits: u64,
-    pub wait_ms_total: f64,
-    pub wait_ms_max: f64,
-    /// Checkouts that gave up after `timeout`.
-    pub timeouts: u64,
-    /// Failed attempts to open a connection.
-    pub connection_errors: u64,
+    /// Checkouts so far; waits are those slower than db::WAIT_THRESHOLD (1 ms),
+    /// timeouts those that gave up after `timeout`. Flat in JSON.
+    #[serde(flatten)]
+    pub checkout: CheckoutStats,
 }
 
 impl PoolFigures {
@@ -51,7 +45,6 @@ impl PoolFigures {
     pub fn of(pool: &Pool) -> PoolFigures {
         let settings = pool.settings();
         let state = pool.state();
-        let stats = pool.checkout_stats();
         let max_size = pool.max_size();
         let checked_out = state.connections.saturating_sub(state.idle_connections);
         PoolFigures {
@@ -65,12 +58,7 @@ impl PoolFigures {
             idle: state.idle_connections,
             checked_out,
             usage_percent: percent(checked_out as f64, max_size as f64),
-            checkouts: stats.checkouts,
-            waits: stats.waits,
-            wait_ms_total: stats.wait_ms_total,
-            wait_ms_max: stats.wait_ms_max,
-            timeouts: stats.timeouts,
-            connection_errors: stats.connection_errors,
+            checkout: pool.checkout_stats(),
         }
     }
 }

@@ -189,12 +189,12 @@ pub fn run(
     };
     let report = LoadReport {
         sessions: plan.sessions,
-        duration_seconds: elapsed,
+        duration_seconds: (elapsed * 1000.0).round() / 1000.0,
         hold_ms: plan.hold.as_secs_f64() * 1000.0,
         application,
         completed,
         sessions_per_second: if elapsed > 0.0 {
-            completed as f64 / elapsed
+            (completed as f64 / elapsed * 10.0).round() / 10.0
         } else {
             0.0
         },

@@ -56,11 +56,11 @@ fn pool(r: &PoolStatusReport, w: &mut dyn Write) -> Result<()> {
     writeln!(
         w,
         "  checkouts {} · waits {} (longest {} ms) · timeouts {} · connection errors {}",
-        p.checkouts,
-        p.waits,
-        ms(p.wait_ms_max),
-        p.timeouts,
-        p.connection_errors
+        p.checkout.checkouts,
+        p.checkout.waits,
+        ms(p.checkout.wait_ms_max),
+        p.checkout.timeouts,
+        p.checkout.connection_errors
     )?;
     Ok(())
 }
