@@ -156,8 +156,8 @@ fn server(r: &PoolStatusReport, w: &mut dyn Write) -> Result<()> {
     if s.hidden_sessions > 0 {
         writeln!(
             w,
-            "  {} sessions of other roles show no state: grant pg_read_all_stats to this role to see them",
-            s.hidden_sessions
+            "  {} of other roles show no state: grant pg_read_all_stats to this role to see them",
+            plural(s.hidden_sessions, "session")
         )?;
     }
     Ok(())
@@ -172,8 +172,8 @@ fn leaks(r: &PoolStatusReport, w: &mut dyn Write) -> Result<()> {
     }
     writeln!(
         w,
-        "Idle in transaction longer than {threshold}: {} sessions (leaks: each holds a connection, its locks and the vacuum horizon)",
-        s.idle_in_transaction.len()
+        "Idle in transaction longer than {threshold}: {} (leaks: each holds a connection, its locks and the vacuum horizon)",
+        plural(s.idle_in_transaction.len() as i64, "session")
     )?;
     let mut t = report::table();
     t.set_header(vec![
@@ -227,10 +227,9 @@ fn app(r: &PoolStatusReport, w: &mut dyn Write) -> Result<()> {
         )?;
     }
     let line = format!(
-        "{} holds {} connection{} = {}% of its pool's max_size {} (alert above {}%)",
+        "{} holds {} = {}% of its pool's max_size {} (alert above {}%)",
         application(&a.name),
-        a.connections,
-        if a.connections == 1 { "" } else { "s" },
+        plural(a.connections, "connection"),
         a.usage_percent,
         a.max_size,
         a.alert_percent
@@ -251,6 +250,15 @@ fn application(name: &str) -> String {
         "(none)".to_string()
     } else {
         name.to_string()
+    }
+}
+
+/// "1 session", "2 sessions".
+fn plural(n: i64, noun: &str) -> String {
+    if n == 1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
