@@ -17,6 +17,7 @@ pub mod pg_sandbox;
 pub mod report;
 pub mod seed_data;
 
+pub use commands::pool_status::pool_status;
 pub use report::Outcome;
 
 use anyhow::Result;

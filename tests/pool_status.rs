@@ -1,1 +1,362 @@
-// pool_status: tests arrive with the subcommand.
+// pool-status against real PostgreSQL: the figures match what a test holds
+// open, a leaked transaction is listed, the usage alert drives the exit code,
+// --load queues or counts timeouts as the pool settings say, and --watch
+// streams JSON lines until Ctrl-C.
+
+use crate::support::{self, TestDb};
+use o2o_db::commands::pool_status::{self as ps, PoolStatus, PoolStatusArgs, StatusOptions};
+use o2o_db::config::HumanDuration;
+use o2o_db::db::{self, Pool, Warm};
+use o2o_db::report::{Outcome, Report};
+use serde_json::Value;
+use std::io::BufRead;
+use std::time::{Duration, Instant};
+
+fn connect_as(db: &TestDb, application: &str) -> postgres::Client {
+    let mut conn = db.conn.clone();
+    conn.application_name = Some(application.into());
+    db::connect(&conn).unwrap()
+}
+
+fn group(status: &PoolStatus, application: &str, state: &str) -> i64 {
+    status
+        .server
+        .by_application
+        .iter()
+        .find(|g| g.application == application && g.state == state)
+        .map_or(0, |g| g.connections)
+}
+
+/// A config file in a directory of its own (kept alive by the returned TempDir).
+fn config_file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o2o-db.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+fn duration(s: &str) -> Option<HumanDuration> {
+    Some(HumanDuration::parse(s).unwrap())
+}
+
+#[test]
+fn held_sessions_show_in_the_pool_and_on_the_server() {
+    let db = TestDb::empty("ps_held");
+    let pool = Pool::open(&db.config(), Warm::Lazy).unwrap(); // size 2 + overflow 3
+    let held: Vec<_> = (0..3).map(|_| pool.get().unwrap()).collect();
+    let checkouts = pool.checkout_stats().checkouts;
+
+    let status = o2o_db::pool_status(&pool).unwrap();
+    assert_eq!(status.pool.max_size, 5);
+    assert_eq!(status.pool.checked_out, 3);
+    assert_eq!(status.pool.connections, 3);
+    assert_eq!(status.pool.idle, 0);
+    assert_eq!(status.pool.usage_percent, 60.0);
+    // No idle pooled connection: the query went around the pool, and is left out.
+    assert_eq!(status.server.own_backend.via, "direct");
+    assert!(!status.server.own_backend.counted);
+    assert_eq!(group(&status, "o2o-db-test", "idle"), 3);
+    assert_eq!(status.connections_of("o2o-db-test"), 3);
+    assert!(status.server.backends >= 3);
+    assert!(status.server.max_connections > status.server.reserved);
+    assert!(status.taken_at.ends_with('Z'), "{}", status.taken_at);
+
+    drop(held);
+    let status = o2o_db::pool_status(&pool).unwrap();
+    assert_eq!(status.pool.checked_out, 0);
+    assert_eq!(status.pool.idle, 3);
+    // Now it borrows an idle pooled connection and counts it as the idle one it is.
+    assert_eq!(status.server.own_backend.via, "pool");
+    assert!(status.server.own_backend.counted);
+    assert_eq!(group(&status, "o2o-db-test", "idle"), 3);
+    assert_eq!(group(&status, "o2o-db-test", "active"), 0);
+    // Looking neither grew the pool nor showed up in its checkout counters.
+    assert_eq!(pool.state().connections, 3);
+    assert_eq!(pool.checkout_stats().checkouts, checkouts);
+}
+
+#[test]
+fn the_status_of_an_exhausted_pool_neither_waits_nor_times_out() {
+    let db = TestDb::empty("ps_exhausted");
+    let mut config = db.config();
+    config.pool.size = 1;
+    config.pool.max_overflow = 0;
+    let pool = Pool::open(&config, Warm::Lazy).unwrap();
+    let _held = pool.get().unwrap();
+    let status = o2o_db::pool_status(&pool).unwrap();
+    assert_eq!(status.pool.usage_percent, 100.0);
+    assert_eq!(status.connections_of("o2o-db-test"), 1);
+    assert_eq!(pool.checkout_stats().timeouts, 0);
+    assert_eq!(pool.state().connections, 1);
+}
+
+#[test]
+fn a_session_left_idle_in_transaction_is_listed() {
+    let db = TestDb::empty("ps_leak");
+    let mut leak = connect_as(&db, "leaky-service");
+    let leak_pid: i32 = leak
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    leak.batch_execute("BEGIN").unwrap();
+    leak.execute(
+        "SELECT count(*) FROM pg_class WHERE relname = $1",
+        &[&"orders"],
+    )
+    .unwrap();
+    // Idle but not in a transaction: not a leak.
+    let _idle = connect_as(&db, "leaky-service");
+    std::thread::sleep(Duration::from_millis(400));
+
+    let pool = Pool::open(&db.config(), Warm::Lazy).unwrap();
+    let options = StatusOptions {
+        session_age: Duration::from_millis(100),
+        exclude_own_connection: false,
+    };
+    let status = ps::pool_status_with(&pool, &options).unwrap();
+    let leaks = &status.server.idle_in_transaction;
+    assert_eq!(leaks.len(), 1, "{leaks:?}");
+    let l = &leaks[0];
+    assert_eq!(l.pid, leak_pid);
+    assert_eq!(l.application, "leaky-service");
+    assert_eq!(l.user, "postgres");
+    assert_eq!(l.client_addr, "local");
+    assert_eq!(l.state, "idle in transaction");
+    assert_eq!(l.query, "SELECT count(*) FROM pg_class WHERE relname = $1");
+    assert!(l.idle_seconds >= 0.1, "{l:?}");
+    assert!(l.transaction_seconds.unwrap() >= l.idle_seconds, "{l:?}");
+    assert_eq!(group(&status, "leaky-service", "idle in transaction"), 1);
+    assert_eq!(group(&status, "leaky-service", "idle"), 1);
+
+    // Younger than the threshold: not listed.
+    let patient = StatusOptions {
+        session_age: Duration::from_secs(3600),
+        ..options
+    };
+    let status = ps::pool_status_with(&pool, &patient).unwrap();
+    assert!(status.server.idle_in_transaction.is_empty());
+
+    // The binary lists it too; a leak alone is not the usage alert.
+    let out = db
+        .cmd()
+        .args(["--format", "json", "pool-status", "--session-age", "100ms"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["server"]["idle_in_transaction"][0]["pid"], leak_pid);
+    let out = db
+        .cmd()
+        .args(["pool-status", "--session-age", "100ms"])
+        .output()
+        .unwrap();
+    let table = support::stdout(&out);
+    assert!(
+        table.contains(&format!("│ {leak_pid} ┆ leaky-service")),
+        "{table}"
+    );
+    drop(leak);
+}
+
+#[test]
+fn usage_above_the_alert_exits_1() {
+    let db = TestDb::empty("ps_alert");
+    let (_dir, config) = config_file(
+        "[database]\napplication_name = \"o2o-dashboard\"\n\n[pool]\nsize = 2\nmax_overflow = 2\n\n[alert]\npool_usage_percent = 70\n",
+    );
+    let _dashboard: Vec<_> = (0..3).map(|_| connect_as(&db, "o2o-dashboard")).collect();
+    let _reporting = connect_as(&db, "reporting");
+    let pool_status = |args: &[&str]| {
+        db.cmd()
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    // 3 of max_size 4 = 75%, above the file's 70. o2o-db's own connection
+    // carries the same application_name and must not count (it would make 4).
+    let out = pool_status(&["pool-status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+    let table = support::stdout(&out);
+    assert!(
+        table.lines().last().unwrap().starts_with(
+            "ALERT: o2o-dashboard holds 3 connections = 75% of its pool's max_size 4 (alert above 70%)"
+        ),
+        "{table}"
+    );
+
+    let out = pool_status(&["--format", "json", "pool-status", "--alert-percent", "80"]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["alert"], false);
+    assert_eq!(v["app"]["name"], "o2o-dashboard");
+    assert_eq!(v["app"]["connections"], 3);
+    assert_eq!(v["app"]["max_size"], 4);
+    assert_eq!(v["app"]["usage_percent"], 75.0);
+    assert_eq!(v["app"]["alert_percent"], 80.0);
+    // The JSON shape.
+    for key in [
+        "size",
+        "max_overflow",
+        "max_size",
+        "connections",
+        "idle",
+        "checked_out",
+        "usage_percent",
+        "waits",
+        "timeouts",
+    ] {
+        assert!(v["pool"].get(key).is_some(), "pool.{key} missing: {v}");
+    }
+    for key in [
+        "max_connections",
+        "reserved",
+        "backends",
+        "usage_percent",
+        "by_application",
+        "idle_in_transaction",
+    ] {
+        assert!(v["server"].get(key).is_some(), "server.{key} missing: {v}");
+    }
+    assert_eq!(v["pool"]["max_size"], 4);
+    assert!(v["server"]["by_application"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| {
+            g["application"] == "o2o-dashboard" && g["state"] == "idle" && g["connections"] == 3
+        }));
+
+    // --app picks another application: 1 of 4 = 25%.
+    let out = pool_status(&[
+        "--format",
+        "json",
+        "pool-status",
+        "--app",
+        "reporting",
+        "--alert-percent",
+        "20",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["alert"], true);
+    assert_eq!(v["app"]["connections"], 1);
+
+    let out = pool_status(&["pool-status", "--alert-percent", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(support::stderr(&out).contains("is not a percentage"));
+}
+
+#[test]
+fn load_beyond_max_size_queues_without_errors_when_the_timeout_is_generous() {
+    let db = TestDb::empty("ps_load_queue");
+    let mut config = db.config();
+    config.pool.size = 1;
+    config.pool.max_overflow = 1;
+    config.pool.timeout = HumanDuration(Duration::from_secs(30));
+    let args = PoolStatusArgs {
+        load: Some(6),
+        duration: duration("1s"),
+        hold: duration("20ms"),
+        ..PoolStatusArgs::default()
+    };
+    let report = ps::run(&config, &args).unwrap();
+    let load = report.load.as_ref().unwrap();
+    assert!(load.completed > 0, "{load:?}");
+    assert_eq!(load.checkouts, load.completed, "{load:?}");
+    assert!(
+        load.waits > 0,
+        "six sessions on two connections must queue: {load:?}"
+    );
+    assert!(load.peak_checked_out <= 2, "{load:?}");
+    assert_eq!(load.timeouts, 0, "{load:?}");
+    assert_eq!(load.connection_errors, 0, "{load:?}");
+    assert_eq!(load.query_errors, 0, "{load:?}");
+    assert_eq!(load.first_error, None);
+    assert_eq!(report.pool.max_size, 2);
+    assert_eq!(report.pool.checkout.checkouts, load.checkouts);
+    assert_eq!(report.outcome(), Outcome::Clean);
+    // The load's connections were closed and are not the application's.
+    assert_eq!(report.app.connections, 0);
+    assert!(!report
+        .server
+        .by_application
+        .iter()
+        .any(|g| g.application == load.application));
+}
+
+#[test]
+fn load_with_a_tiny_timeout_counts_timeouts_and_exits_1() {
+    let db = TestDb::empty("ps_load_timeout");
+    let (_dir, config) = config_file("[pool]\nsize = 1\nmax_overflow = 0\ntimeout = \"200ms\"\n");
+    let out = db
+        .cmd()
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "--format",
+            "json",
+            "pool-status",
+            "--load",
+            "3",
+            "--duration",
+            "1500ms",
+            "--hold",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let load = &v["load"];
+    assert!(load["timeouts"].as_u64().unwrap() > 0, "{load}");
+    assert!(load["completed"].as_u64().unwrap() > 0, "{load}");
+    assert_eq!(load["query_errors"], 0, "{load}");
+    assert_eq!(load["timeout_ms"], 200.0);
+    assert_eq!(v["pool"]["timeout"], "200ms");
+    assert_eq!(v["pool"]["max_size"], 1);
+}
+
+#[test]
+fn watch_streams_json_lines_until_ctrl_c() {
+    let db = TestDb::empty("ps_watch");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_o2o-db"))
+        .env_clear()
+        .env("HOME", support::scratch_dir())
+        .current_dir(support::scratch_dir())
+        .args(["--database-url", &db.url(), "--format", "json"])
+        .args(["pool-status", "--watch", "100ms"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let mut taken = Vec::new();
+    for _ in 0..2 {
+        let line = lines.next().expect("a snapshot line").unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert!(v["server"]["max_connections"].as_i64().unwrap() > 0);
+        assert_eq!(v["alert"], false);
+        taken.push(v["taken_at"].as_str().unwrap().to_string());
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    for line in lines {
+        let _ = line;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("pool-status --watch did not stop on Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+}

@@ -1,0 +1,283 @@
+// --load: does the configured pool carry N concurrent users?
+//
+// The V8.5 report claims 60 connections (20 + 40 overflow) carry 100 users.
+// N threads each loop over sessions: check a connection out of a pool built
+// from [pool], hold it for a short server-side query, give it back. The pool's
+// own counters say how many checkouts waited and for how long, and every
+// checkout gives up after the configured [pool] timeout, so a pool too small
+// for the load shows up as counted timeouts, never as a crash.
+
+use super::figures::PoolFigures;
+use crate::config::{Config, PoolSettings};
+use crate::db::{self, describe_pg_error, Pool, Warm};
+use anyhow::{anyhow, bail, Context, Result};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What a load run does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadPlan {
+    /// Concurrent sessions (one thread each).
+    pub sessions: u32,
+    pub duration: Duration,
+    /// How long each session holds its connection (server-side pg_sleep).
+    pub hold: Duration,
+}
+
+/// What the load did, as the pool saw it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LoadReport {
+    /// Concurrent sessions.
+    pub sessions: u32,
+    pub duration_seconds: f64,
+    pub hold_ms: f64,
+    /// The application_name the load's connections carry, so they are not
+    /// mistaken for the application's own.
+    pub application: String,
+    /// Sessions that checked out a connection and ran their query.
+    pub completed: u64,
+    pub sessions_per_second: f64,
+    pub checkouts: u64,
+    /// Checkouts slower than 1 ms (queued, or a connection was opened).
+    pub waits: u64,
+    pub wait_ms_max: f64,
+    /// Checkout time over all successful checkouts.
+    pub checkout_ms_p50: f64,
+    pub checkout_ms_p95: f64,
+    pub checkout_ms_p99: f64,
+    /// Checkouts that gave up after the [pool] timeout.
+    pub timeouts: u64,
+    pub timeout_ms: f64,
+    /// Failed attempts to open a connection.
+    pub connection_errors: u64,
+    /// Sessions whose query failed.
+    pub query_errors: u64,
+    /// The most connections checked out at once.
+    pub peak_checked_out: u32,
+    pub first_error: Option<String>,
+    /// Stopped early by Ctrl-C.
+    pub interrupted: bool,
+}
+
+impl LoadReport {
+    /// Whether the pool failed the load: a checkout timed out or a session failed.
+    pub fn failed(&self) -> bool {
+        self.timeouts > 0 || self.connection_errors > 0 || self.query_errors > 0
+    }
+}
+
+/// Counters the worker threads share.
+#[derive(Default)]
+struct Tally {
+    completed: AtomicU64,
+    failed_checkouts: AtomicU64,
+    query_errors: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Tally {
+    fn error(&self, message: String) {
+        if let Ok(mut first) = self.first_error.lock() {
+            first.get_or_insert(message);
+        }
+    }
+}
+
+const HOLD_SQL: &str = "SELECT pg_sleep($1)";
+
+/// The application_name of the load's connections: the configured one, marked.
+pub fn load_application_name(config: &Config) -> String {
+    let mut name = format!("{} (o2o-db --load)", config.application_name());
+    // The server keeps 63 bytes of it; cut here so a lookup by name still matches.
+    while name.len() > 63 {
+        name.pop();
+    }
+    name
+}
+
+/// Runs the load on a pool built from `config` and returns the report and the
+/// pool's figures at the end. The pool is closed before this returns.
+pub fn run(
+    config: &Config,
+    plan: &LoadPlan,
+    stop: &AtomicBool,
+) -> Result<(LoadReport, PoolFigures)> {
+    if plan.sessions == 0 {
+        bail!("--load needs at least 1 session");
+    }
+    let application = load_application_name(config);
+    let mut conn = config.conn.clone();
+    conn.application_name = Some(application.clone());
+    // Warming up is not what is measured: the pool opens its `size` connections
+    // (as a running service has them) within the connect timeout, and every
+    // checkout of the load then waits at most the configured [pool] timeout.
+    let checkout_timeout = config.pool.timeout.0;
+    let warm_within = checkout_timeout.max(
+        config
+            .conn
+            .connect_timeout
+            .unwrap_or(Duration::from_secs(10)),
+    );
+    let open_settings = PoolSettings {
+        timeout: crate::config::HumanDuration(warm_within),
+        ..config.pool.clone()
+    };
+    let pool = Pool::with_settings(&conn, &open_settings, Warm::Full)
+        .context("opening the pool for --load")?;
+
+    let tally = Tally::default();
+    let started = Instant::now();
+    let deadline = started + plan.duration;
+    let hold_seconds = plan.hold.as_secs_f64();
+    let mut peak: u32 = 0;
+    let histogram = std::thread::scope(|scope| -> Result<Histogram<u64>> {
+        let mut workers = Vec::with_capacity(plan.sessions as usize);
+        for i in 0..plan.sessions {
+            let (pool, tally) = (&pool, &tally);
+            let worker = std::thread::Builder::new()
+                .name(format!("load-{i}"))
+                .spawn_scoped(scope, move || {
+                    session_loop(pool, checkout_timeout, hold_seconds, deadline, stop, tally)
+                })
+                .map_err(|e| {
+                    stop.store(true, Ordering::Relaxed);
+                    anyhow!(
+                        "cannot start load thread {i} of {}: {e}; try a smaller --load",
+                        plan.sessions
+                    )
+                });
+            match worker {
+                Ok(w) => workers.push(w),
+                Err(e) => {
+                    for w in workers {
+                        let _ = w.join();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        // Sample the pool while the sessions run, for the peak.
+        while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+            let state = pool.state();
+            peak = peak.max(state.connections.saturating_sub(state.idle_connections));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut total = new_histogram()?;
+        for w in workers {
+            let h = w.join().map_err(|_| anyhow!("a load thread panicked"))??;
+            total
+                .add(&h)
+                .map_err(|e| anyhow!("merging checkout times: {e}"))?;
+        }
+        Ok(total)
+    })?;
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let mut figures = PoolFigures::of(&pool);
+    figures.timeout = config.pool.timeout;
+    let stats = pool.checkout_stats();
+    let completed = tally.completed.load(Ordering::Relaxed);
+    let quantile = |q: f64| {
+        if histogram.is_empty() {
+            0.0
+        } else {
+            histogram.value_at_quantile(q) as f64 / 1000.0
+        }
+    };
+    let report = LoadReport {
+        sessions: plan.sessions,
+        duration_seconds: (elapsed * 1000.0).round() / 1000.0,
+        hold_ms: plan.hold.as_secs_f64() * 1000.0,
+        application,
+        completed,
+        sessions_per_second: if elapsed > 0.0 {
+            (completed as f64 / elapsed * 10.0).round() / 10.0
+        } else {
+            0.0
+        },
+        checkouts: stats.checkouts,
+        waits: stats.waits,
+        wait_ms_max: stats.wait_ms_max,
+        checkout_ms_p50: quantile(0.50),
+        checkout_ms_p95: quantile(0.95),
+        checkout_ms_p99: quantile(0.99),
+        timeouts: tally.failed_checkouts.load(Ordering::Relaxed),
+        timeout_ms: checkout_timeout.as_secs_f64() * 1000.0,
+        connection_errors: stats.connection_errors,
+        query_errors: tally.query_errors.load(Ordering::Relaxed),
+        peak_checked_out: peak,
+        first_error: tally.first_error.lock().ok().and_then(|e| e.clone()),
+        interrupted: stop.load(Ordering::Relaxed),
+    };
+    drop(pool);
+    Ok((report, figures))
+}
+
+fn new_histogram() -> Result<Histogram<u64>> {
+    // Microseconds, 1 µs to 1 h, 3 significant digits.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).map_err(|e| anyhow!("checkout histogram: {e}"))
+}
+
+/// One simulated user: session after session until the deadline.
+fn session_loop(
+    pool: &Pool,
+    checkout_timeout: Duration,
+    hold_seconds: f64,
+    deadline: Instant,
+    stop: &AtomicBool,
+    tally: &Tally,
+) -> Result<Histogram<u64>> {
+    let mut checkout_times = new_histogram()?;
+    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        let asked = Instant::now();
+        let mut conn = match pool.r2d2().get_timeout(checkout_timeout) {
+            Ok(conn) => conn,
+            Err(e) => {
+                // r2d2 reports every failed checkout as a timeout; the pool's
+                // connection_errors say whether the server was the cause.
+                tally.failed_checkouts.fetch_add(1, Ordering::Relaxed);
+                tally.error(format!("checkout: {e}"));
+                continue;
+            }
+        };
+        checkout_times.saturating_record(asked.elapsed().as_micros().max(1) as u64);
+        match conn.execute(HOLD_SQL, &[&hold_seconds]) {
+            Ok(_) => {
+                tally.completed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tally.query_errors.fetch_add(1, Ordering::Relaxed);
+                tally.error(format!("query: {}", describe_pg_error(&e)));
+                drop(conn);
+                // A failing server must not turn the load into a busy loop.
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    Ok(checkout_times)
+}
+
+/// Waits (at most `within`) until the server no longer lists connections of
+/// `application` in this database: a closed pool's backends exit a moment
+/// after their sockets close. Returns how many are still there.
+pub fn wait_until_gone(pool: &Pool, application: &str, within: Duration) -> Result<i64> {
+    let until = Instant::now() + within;
+    loop {
+        let left: i64 = db::with_readonly_session(pool, |tx| {
+            Ok(tx
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                      WHERE datname = current_database() AND application_name = $1",
+                    &[&application],
+                )?
+                .get(0))
+        })?;
+        if left == 0 || Instant::now() >= until {
+            return Ok(left);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
