@@ -23,11 +23,7 @@ use std::time::Duration;
 pub type Manager = PostgresConnectionManager<MakeTlsConnector>;
 pub type PooledConnection = r2d2::PooledConnection<Manager>;
 
-/// A checkout slower than this counts as a wait: no idle connection was at
-/// hand, so the caller queued or a new connection was opened for it.
-pub const WAIT_THRESHOLD: Duration = Duration::from_millis(1);
-
-/// Counters fed by r2d2's event and error handlers.
+/// Counters fed by `Pool::get` and r2d2's timeout and error handlers.
 #[derive(Debug, Default)]
 pub struct PoolCounters {
     checkouts: AtomicU64,
@@ -51,6 +47,13 @@ pub struct CheckoutStats {
 }
 
 impl PoolCounters {
+    fn record_wait(&self, waited: Duration) {
+        let micros = waited.as_micros() as u64;
+        self.waits.fetch_add(1, Ordering::Relaxed);
+        self.wait_micros_total.fetch_add(micros, Ordering::Relaxed);
+        self.wait_micros_max.fetch_max(micros, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> CheckoutStats {
         CheckoutStats {
             checkouts: self.checkouts.load(Ordering::Relaxed),
@@ -71,17 +74,6 @@ impl PoolCounters {
 struct Events(Arc<PoolCounters>);
 
 impl HandleEvent for Events {
-    fn handle_checkout(&self, event: r2d2::event::CheckoutEvent) {
-        let c = &self.0;
-        c.checkouts.fetch_add(1, Ordering::Relaxed);
-        if event.duration() > WAIT_THRESHOLD {
-            let micros = event.duration().as_micros() as u64;
-            c.waits.fetch_add(1, Ordering::Relaxed);
-            c.wait_micros_total.fetch_add(micros, Ordering::Relaxed);
-            c.wait_micros_max.fetch_max(micros, Ordering::Relaxed);
-        }
-    }
-
     fn handle_timeout(&self, _event: r2d2::event::TimeoutEvent) {
         self.0.timeouts.fetch_add(1, Ordering::Relaxed);
     }
@@ -191,15 +183,34 @@ impl Pool {
 
     /// Checks out a connection, waiting at most the pool's timeout. The error
     /// says whether the pool was exhausted or the server could not be reached.
+    ///
+    /// A checkout that finds no idle connection counts as a wait (it queued, or
+    /// a connection was opened for it); its time is recorded separately.
     pub fn get(&self) -> Result<PooledConnection> {
-        self.inner.get().map_err(|e| self.classify(e))
+        self.get_timeout(self.settings.timeout.0)
     }
 
-    fn classify(&self, e: r2d2::Error) -> anyhow::Error {
+    /// `get` with another bound on the wait than the pool's timeout.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<PooledConnection> {
+        if let Some(conn) = self.inner.try_get() {
+            self.counters.checkouts.fetch_add(1, Ordering::Relaxed);
+            return Ok(conn);
+        }
+        let started = std::time::Instant::now();
+        let conn = self
+            .inner
+            .get_timeout(timeout)
+            .map_err(|e| self.classify(e, timeout))?;
+        self.counters.checkouts.fetch_add(1, Ordering::Relaxed);
+        self.counters.record_wait(started.elapsed());
+        Ok(conn)
+    }
+
+    fn classify(&self, e: r2d2::Error, timeout: Duration) -> anyhow::Error {
         let state = self.inner.state();
         let max = self.inner.max_size();
         let in_use = state.connections.saturating_sub(state.idle_connections);
-        let waited = humantime::format_duration(self.settings.timeout.0);
+        let waited = humantime::format_duration(timeout);
         if state.connections >= max && state.idle_connections == 0 {
             anyhow!("pool exhausted: no free connection within {waited} ({in_use} of {max} in use)")
         } else {

@@ -34,7 +34,7 @@ pub struct PoolFigures {
     pub checked_out: u32,
     /// checked_out / max_size, in percent.
     pub usage_percent: f64,
-    /// Checkouts so far; waits are those slower than db::WAIT_THRESHOLD (1 ms),
+    /// Checkouts so far; waits are those that found no idle connection,
     /// timeouts those that gave up after `timeout`. Flat in JSON.
     #[serde(flatten)]
     pub checkout: CheckoutStats,
