@@ -210,38 +210,66 @@ impl Report for VerifyReport {
     }
 }
 
-/// A check: its name, whether it needs the server, and the function that runs it.
+/// A check: its name, whether it needs the server, and how and when it runs.
 struct Def {
     name: &'static str,
     needs_server: bool,
-    /// Runs the dashboard's queries, so it goes last: the index usage counts
-    /// the redundancy check reads are then the application's, not ours.
-    loads_server: bool,
-    run: fn(&mut Ctx) -> Result<Verdict>,
+    run: Runner,
+}
+
+/// A check on the shared connection.
+type SharedCheck = fn(&mut Ctx) -> Result<Verdict>;
+/// A check on connections of its own.
+type OwnCheck = fn(&Config) -> Result<Verdict>;
+
+/// When and on what a check runs; the report keeps CHECK_NAMES' order whatever the run order.
+#[derive(Clone, Copy)]
+enum Runner {
+    /// On a thread with connections of its own, beside the others: the pool
+    /// check mostly waits for the server to start backends.
+    Beside(OwnCheck),
+    /// On the shared connection, first.
+    Early(SharedCheck),
+    /// Last, once the Beside checks are done: it runs the dashboard's queries,
+    /// so the index usage the redundancy check reads is the application's and
+    /// the timings do not compete with the pool opening.
+    Last(SharedCheck),
+}
+
+impl Runner {
+    fn early(self) -> Option<SharedCheck> {
+        match self {
+            Runner::Early(check) => Some(check),
+            _ => None,
+        }
+    }
+
+    fn last(self) -> Option<SharedCheck> {
+        match self {
+            Runner::Last(check) => Some(check),
+            _ => None,
+        }
+    }
 }
 
 const CHECKS: [Def; 11] = [
-    def("config", false, pool::config),
-    def("connectivity", true, server::connectivity),
-    def("pool", true, pool::pool),
-    def("headroom", true, pool::headroom),
-    def("schema", true, indexes::schema),
-    def("indexes", true, indexes::indexes),
-    def("planner", true, plans::planner),
-    Def {
-        loads_server: true,
-        ..def("speed", true, plans::speed)
-    },
-    def("statistics", true, statistics::statistics),
-    def("redundancy", true, redundancy::redundancy),
-    def("sessions", true, server::sessions),
+    def("config", false, Runner::Early(pool::config)),
+    def("connectivity", true, Runner::Early(server::connectivity)),
+    def("pool", true, Runner::Beside(pool::pool)),
+    def("headroom", true, Runner::Early(pool::headroom)),
+    def("schema", true, Runner::Early(indexes::schema)),
+    def("indexes", true, Runner::Early(indexes::indexes)),
+    def("planner", true, Runner::Early(plans::planner)),
+    def("speed", true, Runner::Last(plans::speed)),
+    def("statistics", true, Runner::Early(statistics::statistics)),
+    def("redundancy", true, Runner::Early(redundancy::redundancy)),
+    def("sessions", true, Runner::Early(server::sessions)),
 ];
 
-const fn def(name: &'static str, needs_server: bool, run: fn(&mut Ctx) -> Result<Verdict>) -> Def {
+const fn def(name: &'static str, needs_server: bool, run: Runner) -> Def {
     Def {
         name,
         needs_server,
-        loads_server: false,
         run,
     }
 }
@@ -280,21 +308,24 @@ pub fn run(config: &Config, args: &VerifyArgs) -> Result<VerifyReport> {
         .collect();
     let mut ctx = Ctx::open(config, args, &selected, defs.iter().any(|d| d.needs_server))?;
     let mut verdicts: Vec<Option<Verdict>> = vec![None; defs.len()];
-    let order = (0..defs.len())
-        .filter(|&i| !defs[i].loads_server)
-        .chain((0..defs.len()).filter(|&i| defs[i].loads_server));
-    for i in order {
-        let verdict = (defs[i].run)(&mut ctx).unwrap_or_else(|e| {
-            Verdict::fail(
-                format!("could not check: {e:#}"),
-                format!(
-                    "resolve the error shown, then run `o2o-db verify --only {}` again",
-                    defs[i].name
-                ),
-            )
-        });
-        verdicts[i] = Some(verdict);
-    }
+    std::thread::scope(|scope| {
+        let beside: Vec<_> = defs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| match d.run {
+                Runner::Beside(check) => Some((i, scope.spawn(move || check(config)))),
+                _ => None,
+            })
+            .collect();
+        run_shared(&defs, Runner::early, &mut ctx, &mut verdicts);
+        for (i, handle) in beside {
+            let result = handle
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the check stopped unexpectedly")));
+            verdicts[i] = Some(result.unwrap_or_else(|e| could_not(defs[i].name, e)));
+        }
+        run_shared(&defs, Runner::last, &mut ctx, &mut verdicts);
+    });
     let checks: Vec<Check> = defs
         .iter()
         .zip(verdicts)
@@ -319,6 +350,28 @@ pub fn run(config: &Config, args: &VerifyArgs) -> Result<VerifyReport> {
         strict: args.strict,
         elapsed: started.elapsed(),
     })
+}
+
+/// Runs the shared-connection checks `pick` selects, in report order.
+fn run_shared(
+    defs: &[&Def],
+    pick: fn(Runner) -> Option<SharedCheck>,
+    ctx: &mut Ctx,
+    verdicts: &mut [Option<Verdict>],
+) {
+    for (i, d) in defs.iter().enumerate() {
+        if let Some(check) = pick(d.run) {
+            verdicts[i] = Some(check(ctx).unwrap_or_else(|e| could_not(d.name, e)));
+        }
+    }
+}
+
+/// A check that hit an error is a failed check, not a failed run: the others still report.
+fn could_not(name: &str, e: anyhow::Error) -> Verdict {
+    Verdict::fail(
+        format!("could not check: {e:#}"),
+        format!("resolve the error shown, then run `o2o-db verify --only {name}` again"),
+    )
 }
 
 /// The median of some timings (0 for none); sorts them in place.

@@ -40,9 +40,6 @@ pub struct Ctx<'a> {
     client: Option<Client>,
     /// How long opening `client` took.
     pub connect_ms: f64,
-    /// Backends this run opened besides `client` (the pool check's), left out of
-    /// the headroom and sessions counts.
-    pub own_pids: Vec<i32>,
     index_set: Option<IndexSet>,
     suite: Option<QuerySuite>,
     table: Option<Table>,
@@ -76,7 +73,6 @@ impl<'a> Ctx<'a> {
             max_ms: args.max_ms.unwrap_or(config.alert.query_ms),
             client,
             connect_ms: started.elapsed().as_secs_f64() * 1000.0,
-            own_pids: Vec::new(),
             index_set,
             suite,
             table: None,

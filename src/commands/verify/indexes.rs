@@ -170,7 +170,7 @@ fn diagnose(index: &LiveIndex, spec: &IndexSpec) -> Option<(String, Vec<String>)
         )),
         State::Drifted => Some((
             format!(
-                "{}: drifted: the server has `{}`, the file wants `{}`",
+                "{}: drifted:\n  server has: {}\n  file wants: {}",
                 index.name,
                 index.live.as_deref().unwrap_or("?"),
                 index.expected

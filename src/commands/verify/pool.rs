@@ -4,8 +4,8 @@
 
 use super::context::Ctx;
 use super::Verdict;
-use crate::config::HumanDuration;
-use crate::db::{describe_pg_error, Pool, Warm};
+use crate::config::{Config, HumanDuration};
+use crate::db::{Pool, Warm};
 use anyhow::Result;
 use std::time::Instant;
 
@@ -50,23 +50,32 @@ pub fn config(ctx: &mut Ctx) -> Result<Verdict> {
     ))
 }
 
+/// The application_name of the pool check's connections: the headroom and
+/// sessions checks leave them out, however many r2d2 opens. Short, because
+/// the server truncates names beyond 63 bytes.
+pub fn pool_application_name() -> String {
+    format!("o2o-db verify pool {}", std::process::id())
+}
+
 /// pool: the pool opens its `size` connections (r2d2 min_idle) within its
-/// timeout, and tests connections on checkout.
-pub fn pool(ctx: &mut Ctx) -> Result<Verdict> {
-    let settings = ctx.config.pool.clone();
+/// timeout, and tests connections on checkout. Runs beside the other checks
+/// on connections of its own.
+pub fn pool(config: &Config) -> Result<Verdict> {
+    let settings = &config.pool;
+    let mut named = config.clone();
+    named.conn.application_name = Some(pool_application_name());
     let started = Instant::now();
-    let pool = match Pool::open(ctx.config, Warm::Full) {
+    let pool = match Pool::open(&named, Warm::Full) {
         Ok(pool) => pool,
         Err(e) => {
             return Ok(Verdict::fail(
                 format!("{e:#}"),
                 "make room on the server (see the headroom check) or lower [pool] size; check the server log for the refusal",
-            ))
+            ));
         }
     };
     let open_ms = started.elapsed().as_secs_f64() * 1000.0;
     let opened = pool.state().connections;
-    ctx.own_pids.extend(backend_pids(&pool, settings.size)?);
     let checks_on = pool.r2d2().test_on_check_out();
     let detail = format!(
         "opened {opened} of {} connections (min_idle) in {open_ms:.0} ms (timeout {}); max_size {}; health check on checkout: {}",
@@ -84,35 +93,18 @@ pub fn pool(ctx: &mut Ctx) -> Result<Verdict> {
     Ok(Verdict::pass(detail))
 }
 
-/// The server pids of the pool's `n` open connections, so the headroom and
-/// sessions checks do not count our own pool as the application's.
-fn backend_pids(pool: &Pool, n: u32) -> Result<Vec<i32>> {
-    let mut held = Vec::with_capacity(n as usize);
-    let mut pids = Vec::with_capacity(n as usize);
-    for _ in 0..n {
-        let mut conn = pool.get()?;
-        let pid: i32 = conn
-            .query_one("SELECT pg_backend_pid()", &[])
-            .map_err(|e| anyhow::anyhow!("{}", describe_pg_error(&e)))?
-            .get(0);
-        pids.push(pid);
-        held.push(conn); // held, so the next checkout gets another connection
-    }
-    Ok(pids)
-}
-
 /// headroom: max_connections minus reserved slots minus backends in use must
 /// leave room for the pool's max_size.
 pub fn headroom(ctx: &mut Ctx) -> Result<Verdict> {
     let max_size = ctx.config.pool.max_size();
-    let own = ctx.own_pids.clone();
     let row = ctx.client()?.query_one(
         "SELECT current_setting('max_connections')::int, \
                 current_setting('superuser_reserved_connections')::int, \
                 COALESCE(NULLIF(current_setting('reserved_connections', true), '')::int, 0), \
                 (SELECT count(*)::int FROM pg_stat_activity \
-                  WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND pid <> ALL($1))",
-        &[&own],
+                  WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() \
+                    AND application_name IS DISTINCT FROM $1)",
+        &[&pool_application_name()],
     )?;
     let (max_connections, superuser, reserved, in_use): (i32, i32, i32, i32) =
         (row.get(0), row.get(1), row.get(2), row.get(3));

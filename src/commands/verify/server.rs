@@ -61,16 +61,15 @@ impl Session {
 /// transaction, or running one statement, for longer than [verify] session_age.
 pub fn sessions(ctx: &mut Ctx) -> Result<Verdict> {
     let limit = ctx.config.verify.session_age;
-    let own = ctx.own_pids.clone();
     let rows = ctx.client()?.query(
         "SELECT pid, COALESCE(NULLIF(application_name, ''), '(no application_name)'), COALESCE(usename::text, ''), state, \
                 COALESCE(EXTRACT(EPOCH FROM now() - CASE WHEN state = 'active' THEN query_start ELSE state_change END), 0)::float8, \
                 left(regexp_replace(COALESCE(query, ''), '\\s+', ' ', 'g'), 80) \
          FROM pg_stat_activity \
          WHERE datname = current_database() AND backend_type = 'client backend' \
-           AND pid <> pg_backend_pid() AND pid <> ALL($1) \
+           AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM $1 \
          ORDER BY 5 DESC",
-        &[&own],
+        &[&super::pool::pool_application_name()],
     )?;
     let sessions: Vec<Session> = rows
         .iter()
