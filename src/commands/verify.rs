@@ -39,6 +39,22 @@ pub const CHECK_NAMES: [&str; 11] = [
 ];
 
 #[derive(Debug, Clone, Default, clap::Args)]
+#[command(after_long_help = "\
+Checks (each PASS, WARN or FAIL, with the fix when something is wrong):
+  config        [pool] settings meet the [verify] targets
+  connectivity  server version and round-trip time
+  pool          the pool opens its size connections in time; health checks on checkout
+  headroom      max_connections - reserved - in use leaves room for the pool's max_size
+  schema        the table exists and takes every managed index
+  indexes       each managed index present, valid and as defined
+  planner       each `-- index: yes` query reaches the table through an index
+  speed         each query's median over [verify] runs is under the threshold
+  statistics    the table is analyzed and few rows changed since
+  redundancy    indexes covered by a longer one; unused indexes (info)
+  sessions      sessions idle in transaction or running longer than [verify] session_age
+
+Exit codes: 0 nothing failed (warnings allowed unless --strict), 1 a check failed,
+2 verify could not run (server unreachable, unreadable file).")]
 pub struct VerifyArgs {
     /// Run only these checks (repeat the flag or separate with commas)
     #[arg(long, value_name = "CHECK", num_args = 1.., value_delimiter = ',',
