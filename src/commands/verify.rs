@@ -1,25 +1,469 @@
-// Placeholder until the subcommand lands: registered so the CLI shape is fixed.
+// `o2o-db verify`: one command after every deploy that says whether the
+// database is as it should be, with an exit code a pipeline can gate on.
+//
+// Each check is a small function returning a verdict (pass, warn or fail, a
+// detail, and the fix when something is wrong); this file holds the list of
+// checks, the selection (--only/--skip), the runner and the report. The checks
+// themselves live in src/commands/verify/, one file per group.
+
+mod context;
+mod indexes;
+mod plans;
+mod pool;
+mod redundancy;
+mod server;
+mod statistics;
 
 use crate::config::Config;
-use crate::report::{Outcome, Report};
+use crate::report::{self, Outcome, Report};
 use anyhow::{bail, Result};
+use context::Ctx;
 use serde::Serialize;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-#[derive(Debug, clap::Args)]
-pub struct VerifyArgs {}
+/// Every check, in the order they are reported.
+pub const CHECK_NAMES: [&str; 11] = [
+    "config",
+    "connectivity",
+    "pool",
+    "headroom",
+    "schema",
+    "indexes",
+    "planner",
+    "speed",
+    "statistics",
+    "redundancy",
+    "sessions",
+];
 
-#[derive(Debug, Serialize)]
-pub struct VerifyReport {}
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(after_long_help = "\
+Checks (each PASS, WARN or FAIL, with the fix when something is wrong):
+  config        [pool] settings meet the [verify] targets
+  connectivity  server version and round-trip time
+  pool          the pool opens its size connections in time; health checks on checkout
+  headroom      max_connections - reserved - in use leaves room for the pool's max_size
+  schema        the table exists and takes every managed index
+  indexes       each managed index present, valid and as defined
+  planner       each `-- index: yes` query reaches the table through an index
+  speed         each query's median over [verify] runs is under the threshold
+  statistics    the table is analyzed and few rows changed since
+  redundancy    indexes covered by a longer one; unused indexes (info)
+  sessions      sessions idle in transaction or running longer than [verify] session_age
 
-impl Report for VerifyReport {
-    fn render_table(&self, _w: &mut dyn std::io::Write) -> Result<()> {
-        Ok(())
-    }
-    fn outcome(&self) -> Outcome {
-        Outcome::Clean
+Exit codes: 0 nothing failed (warnings allowed unless --strict), 1 a check failed,
+2 verify could not run (server unreachable, unreadable file).")]
+pub struct VerifyArgs {
+    /// Run only these checks (repeat the flag or separate with commas)
+    #[arg(long, value_name = "CHECK", num_args = 1.., value_delimiter = ',',
+          value_parser = clap::builder::PossibleValuesParser::new(CHECK_NAMES))]
+    pub only: Vec<String>,
+
+    /// Leave out these checks (repeat the flag or separate with commas)
+    #[arg(long, value_name = "CHECK", num_args = 1.., value_delimiter = ',',
+          value_parser = clap::builder::PossibleValuesParser::new(CHECK_NAMES))]
+    pub skip: Vec<String>,
+
+    /// Treat warnings as failures: exit 1 when any check warns
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Speed check threshold: a query whose median is slower than this many
+    /// milliseconds fails [default: [alert] query_ms, else 100]
+    #[arg(long, value_name = "MS", value_parser = parse_max_ms)]
+    pub max_ms: Option<f64>,
+
+    /// The managed index set to check against [default: [indexes] file, else the built-in V8.5 set]
+    #[arg(long, value_name = "FILE")]
+    pub indexes: Option<PathBuf>,
+
+    /// The query suite for the planner and speed checks [default: [benchmark] file, else the built-in suite]
+    #[arg(long, value_name = "FILE")]
+    pub queries: Option<PathBuf>,
+}
+
+fn parse_max_ms(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| valid_max_ms(*v))
+        .ok_or_else(|| format!("`{s}` is not a positive number of milliseconds, e.g. 100 or 12.5"))
+}
+
+fn valid_max_ms(v: f64) -> bool {
+    v.is_finite() && v > 0.0
+}
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        }
     }
 }
 
-pub fn run(_config: &Config, _args: &VerifyArgs) -> Result<VerifyReport> {
-    bail!("this subcommand is not available yet")
+/// What one check found, before the runner names it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub status: Status,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
+impl Verdict {
+    pub fn pass(detail: impl Into<String>) -> Verdict {
+        Verdict {
+            status: Status::Pass,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    pub fn warn(detail: impl Into<String>, fix: impl Into<String>) -> Verdict {
+        Verdict {
+            status: Status::Warn,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    pub fn fail(detail: impl Into<String>, fix: impl Into<String>) -> Verdict {
+        Verdict {
+            status: Status::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub status: Status,
+    pub detail: String,
+    /// What to run or change; null when there is nothing to fix.
+    pub fix: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub passed: usize,
+    pub warned: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub checks: Vec<Check>,
+    pub summary: Summary,
+    /// --strict: warnings make the run fail.
+    #[serde(skip)]
+    pub strict: bool,
+    #[serde(skip)]
+    pub elapsed: Duration,
+}
+
+impl VerifyReport {
+    /// The check of that name, if it ran.
+    pub fn check(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+}
+
+impl Report for VerifyReport {
+    fn render_table(&self, w: &mut dyn Write) -> Result<()> {
+        let mut t = report::table();
+        t.set_header(["check", "status", "detail"]);
+        for c in &self.checks {
+            t.add_row([c.name.as_str(), c.status.label(), c.detail.as_str()]);
+        }
+        writeln!(w, "{t}")?;
+        let fixes: Vec<&Check> = self.checks.iter().filter(|c| c.fix.is_some()).collect();
+        if !fixes.is_empty() {
+            writeln!(w, "fixes:")?;
+            for c in fixes {
+                writeln!(w, "  {}:", c.name)?;
+                for line in c.fix.as_deref().unwrap_or("").lines() {
+                    writeln!(w, "    {line}")?;
+                }
+            }
+        }
+        let s = &self.summary;
+        writeln!(
+            w,
+            "verify: {} passed, {} warned, {} failed ({} checks in {:.2} s){}",
+            s.passed,
+            s.warned,
+            s.failed,
+            self.checks.len(),
+            self.elapsed.as_secs_f64(),
+            if self.strict && s.warned > 0 {
+                "; --strict: warnings count as failures"
+            } else {
+                ""
+            }
+        )?;
+        Ok(())
+    }
+
+    fn outcome(&self) -> Outcome {
+        let s = &self.summary;
+        Outcome::from_findings(s.failed > 0 || (self.strict && s.warned > 0))
+    }
+}
+
+/// A check: its name, whether it needs the server, and how and when it runs.
+struct Def {
+    name: &'static str,
+    needs_server: bool,
+    run: Runner,
+}
+
+/// A check on the shared connection.
+type SharedCheck = fn(&mut Ctx) -> Result<Verdict>;
+/// A check on connections of its own.
+type OwnCheck = fn(&Config) -> Result<Verdict>;
+
+/// When and on what a check runs; the report keeps CHECK_NAMES' order whatever the run order.
+#[derive(Clone, Copy)]
+enum Runner {
+    /// On a thread with connections of its own, beside the others: the pool
+    /// check mostly waits for the server to start backends.
+    Beside(OwnCheck),
+    /// On the shared connection, first.
+    Early(SharedCheck),
+    /// Last, once the Beside checks are done: it runs the dashboard's queries,
+    /// so the index usage the redundancy check reads is the application's and
+    /// the timings do not compete with the pool opening.
+    Last(SharedCheck),
+}
+
+impl Runner {
+    fn early(self) -> Option<SharedCheck> {
+        match self {
+            Runner::Early(check) => Some(check),
+            _ => None,
+        }
+    }
+
+    fn last(self) -> Option<SharedCheck> {
+        match self {
+            Runner::Last(check) => Some(check),
+            _ => None,
+        }
+    }
+}
+
+const CHECKS: [Def; 11] = [
+    def("config", false, Runner::Early(pool::config)),
+    def("connectivity", true, Runner::Early(server::connectivity)),
+    def("pool", true, Runner::Beside(pool::pool)),
+    def("headroom", true, Runner::Early(pool::headroom)),
+    def("schema", true, Runner::Early(indexes::schema)),
+    def("indexes", true, Runner::Early(indexes::indexes)),
+    def("planner", true, Runner::Early(plans::planner)),
+    def("speed", true, Runner::Last(plans::speed)),
+    def("statistics", true, Runner::Early(statistics::statistics)),
+    def("redundancy", true, Runner::Early(redundancy::redundancy)),
+    def("sessions", true, Runner::Early(server::sessions)),
+];
+
+const fn def(name: &'static str, needs_server: bool, run: Runner) -> Def {
+    Def {
+        name,
+        needs_server,
+        run,
+    }
+}
+
+/// The checks --only and --skip leave, in report order; unknown names are an error.
+pub fn select(only: &[String], skip: &[String]) -> Result<Vec<&'static str>> {
+    for (flag, names) in [("--only", only), ("--skip", skip)] {
+        if let Some(bad) = names.iter().find(|n| !CHECK_NAMES.contains(&n.as_str())) {
+            bail!(
+                "unknown check `{bad}` in {flag}; valid checks: {}",
+                CHECK_NAMES.join(", ")
+            );
+        }
+    }
+    let selected: Vec<&'static str> = CHECK_NAMES
+        .iter()
+        .copied()
+        .filter(|n| only.is_empty() || only.iter().any(|o| o == n))
+        .filter(|n| !skip.iter().any(|s| s == n))
+        .collect();
+    if selected.is_empty() {
+        bail!("--only and --skip leave no check to run");
+    }
+    Ok(selected)
+}
+
+pub fn run(config: &Config, args: &VerifyArgs) -> Result<VerifyReport> {
+    let started = Instant::now();
+    let selected = select(&args.only, &args.skip)?;
+    if let Some(ms) = args.max_ms.filter(|v| !valid_max_ms(*v)) {
+        bail!("--max-ms {ms}: give a positive number of milliseconds, e.g. 100 or 12.5");
+    }
+    let defs: Vec<&Def> = CHECKS
+        .iter()
+        .filter(|d| selected.contains(&d.name))
+        .collect();
+    let mut ctx = Ctx::open(config, args, &selected, defs.iter().any(|d| d.needs_server))?;
+    let mut verdicts: Vec<Option<Verdict>> = vec![None; defs.len()];
+    std::thread::scope(|scope| {
+        let beside: Vec<_> = defs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| match d.run {
+                Runner::Beside(check) => Some((i, scope.spawn(move || check(config)))),
+                _ => None,
+            })
+            .collect();
+        run_shared(&defs, Runner::early, &mut ctx, &mut verdicts);
+        for (i, handle) in beside {
+            let result = handle
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the check stopped unexpectedly")));
+            verdicts[i] = Some(result.unwrap_or_else(|e| could_not(defs[i].name, e)));
+        }
+        run_shared(&defs, Runner::last, &mut ctx, &mut verdicts);
+    });
+    let checks: Vec<Check> = defs
+        .iter()
+        .zip(verdicts)
+        .filter_map(|(d, v)| {
+            v.map(|v| Check {
+                name: d.name.to_string(),
+                status: v.status,
+                detail: v.detail,
+                fix: v.fix,
+            })
+        })
+        .collect();
+    let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
+    let summary = Summary {
+        passed: count(Status::Pass),
+        warned: count(Status::Warn),
+        failed: count(Status::Fail),
+    };
+    Ok(VerifyReport {
+        checks,
+        summary,
+        strict: args.strict,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Runs the shared-connection checks `pick` selects, in report order.
+fn run_shared(
+    defs: &[&Def],
+    pick: fn(Runner) -> Option<SharedCheck>,
+    ctx: &mut Ctx,
+    verdicts: &mut [Option<Verdict>],
+) {
+    for (i, d) in defs.iter().enumerate() {
+        if let Some(check) = pick(d.run) {
+            verdicts[i] = Some(check(ctx).unwrap_or_else(|e| could_not(d.name, e)));
+        }
+    }
+}
+
+/// A check that hit an error is a failed check, not a failed run: the others still report.
+fn could_not(name: &str, e: anyhow::Error) -> Verdict {
+    Verdict::fail(
+        format!("could not check: {e:#}"),
+        format!("resolve the error shown, then run `o2o-db verify --only {name}` again"),
+    )
+}
+
+/// The median of some timings (0 for none); sorts them in place.
+pub fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn only_and_skip_select_in_report_order() {
+        assert_eq!(select(&[], &[]).unwrap(), CHECK_NAMES.to_vec());
+        assert_eq!(
+            select(&names(&["sessions", "config"]), &[]).unwrap(),
+            ["config", "sessions"]
+        );
+        assert_eq!(
+            select(&[], &names(&["speed", "pool"])).unwrap().len(),
+            CHECK_NAMES.len() - 2
+        );
+        let err = select(&names(&["indexs"]), &[]).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "unknown check `indexs` in --only; valid checks: config, connectivity,"
+            ),
+            "{err}"
+        );
+        assert!(select(&names(&["speed"]), &names(&["speed"])).is_err());
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&mut [5.0, 1.0, 3.0]), 3.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&mut []), 0.0);
+    }
+
+    #[test]
+    fn registry_matches_the_names() {
+        let defs: Vec<&str> = CHECKS.iter().map(|d| d.name).collect();
+        assert_eq!(defs, CHECK_NAMES.to_vec());
+    }
+
+    #[test]
+    fn strict_turns_warnings_into_findings() {
+        let mut r = VerifyReport {
+            checks: vec![],
+            summary: Summary {
+                passed: 3,
+                warned: 1,
+                failed: 0,
+            },
+            strict: false,
+            elapsed: Duration::ZERO,
+        };
+        assert_eq!(r.outcome(), Outcome::Clean);
+        r.strict = true;
+        assert_eq!(r.outcome(), Outcome::Findings);
+        r.summary.warned = 0;
+        assert_eq!(r.outcome(), Outcome::Clean);
+        r.summary.failed = 1;
+        assert_eq!(r.outcome(), Outcome::Findings);
+    }
 }

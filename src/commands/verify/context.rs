@@ -1,0 +1,133 @@
+// What the checks share: the config, one connection to the server, the index
+// set and query suite (loaded once, before any check, so a bad file is exit 2
+// rather than a failed check), and caches that keep the run to few round trips.
+
+use super::VerifyArgs;
+use crate::catalog::{IndexSet, QuerySpec, QuerySuite};
+use crate::config::Config;
+use crate::db::{self, quote_ident};
+use crate::index_state::resolve_table;
+use crate::params::{ParamPool, ParamRow};
+use crate::seed_data::Rng;
+use anyhow::{anyhow, Result};
+use postgres::Client;
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// Checks that read the managed index set (its table is the one they look at).
+const USE_INDEX_SET: [&str; 5] = ["schema", "indexes", "planner", "statistics", "redundancy"];
+/// Checks that run the query suite.
+const USE_SUITE: [&str; 2] = ["planner", "speed"];
+
+/// The managed table as the server resolved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub schema: String,
+    pub name: String,
+}
+
+impl Table {
+    /// `"schema"."name"`, for SQL text and for to_regclass.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+}
+
+pub struct Ctx<'a> {
+    pub config: &'a Config,
+    /// The speed check's threshold: --max-ms, else [alert] query_ms.
+    pub max_ms: f64,
+    client: Option<Client>,
+    /// How long opening `client` took.
+    pub connect_ms: f64,
+    index_set: Option<IndexSet>,
+    suite: Option<QuerySuite>,
+    table: Option<Table>,
+    params: HashMap<String, ParamPool>,
+}
+
+impl<'a> Ctx<'a> {
+    /// Loads the files the selected checks need and connects when one needs the
+    /// server. Either failing means verify cannot run: Err, exit 2.
+    pub fn open(
+        config: &'a Config,
+        args: &VerifyArgs,
+        selected: &[&str],
+        needs_server: bool,
+    ) -> Result<Ctx<'a>> {
+        let wants = |names: &[&str]| selected.iter().any(|s| names.contains(s));
+        let index_set = wants(&USE_INDEX_SET)
+            .then(|| IndexSet::load(args.indexes.as_deref().or(config.indexes.file.as_deref())))
+            .transpose()?;
+        let suite = wants(&USE_SUITE)
+            .then(|| QuerySuite::load(args.queries.as_deref().or(config.benchmark.file.as_deref())))
+            .transpose()?;
+        let started = Instant::now();
+        let client = if needs_server {
+            Some(db::connect(&config.conn)?)
+        } else {
+            None
+        };
+        Ok(Ctx {
+            config,
+            max_ms: args.max_ms.unwrap_or(config.alert.query_ms),
+            client,
+            connect_ms: started.elapsed().as_secs_f64() * 1000.0,
+            index_set,
+            suite,
+            table: None,
+            params: HashMap::new(),
+        })
+    }
+
+    pub fn client(&mut self) -> Result<&mut Client> {
+        self.client
+            .as_mut()
+            .ok_or_else(|| anyhow!("internal: this check needs a connection but none was opened"))
+    }
+
+    pub fn index_set(&self) -> Result<&IndexSet> {
+        self.index_set
+            .as_ref()
+            .ok_or_else(|| anyhow!("internal: the index set was not loaded for this check"))
+    }
+
+    /// The suite's queries (a copy, so checks can use the connection while iterating).
+    pub fn queries(&self) -> Result<Vec<QuerySpec>> {
+        self.suite
+            .as_ref()
+            .map(|s| s.queries.clone())
+            .ok_or_else(|| anyhow!("internal: the query suite was not loaded for this check"))
+    }
+
+    /// The managed table as the server resolves it; Err when it does not exist.
+    pub fn table(&mut self) -> Result<Table> {
+        if let Some(t) = &self.table {
+            return Ok(t.clone());
+        }
+        let set = self
+            .index_set
+            .as_ref()
+            .ok_or_else(|| anyhow!("internal: the index set was not loaded for this check"))?;
+        let client = self.client.as_mut().ok_or_else(|| {
+            anyhow!("internal: this check needs a connection but none was opened")
+        })?;
+        let (schema, name) = resolve_table(client, set)?;
+        let table = Table { schema, name };
+        self.table = Some(table.clone());
+        Ok(table)
+    }
+
+    /// One row of bound parameters for `spec`, drawn from the data; the
+    /// candidates are read once per run and shared by planner and speed.
+    pub fn draw_params(&mut self, spec: &QuerySpec, rng: &mut Rng) -> Result<ParamRow> {
+        if !self.params.contains_key(&spec.name) {
+            let pool = ParamPool::load(self.client()?, spec)?;
+            self.params.insert(spec.name.clone(), pool);
+        }
+        match self.params.get(&spec.name) {
+            Some(pool) => Ok(pool.draw(rng).clone()),
+            None => Err(anyhow!("internal: parameters of {} not loaded", spec.name)),
+        }
+    }
+}

@@ -1,0 +1,232 @@
+// The dashboard's queries: does the planner reach the table through an index
+// where the suite says it should (planner), and is each query's median under
+// the alert threshold (speed). Parameters are drawn from the data by
+// params.rs and always bound; EXPLAIN takes them through the extended protocol.
+
+use super::context::Ctx;
+use super::{median, Verdict};
+use crate::catalog::QuerySpec;
+use crate::db::describe_pg_error;
+use crate::params::{as_sql_params, literals, RawValue};
+use crate::seed_data::Rng;
+use anyhow::{anyhow, Result};
+use serde_json::Value;
+use std::time::Instant;
+
+/// How a plan reads one table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// Sequential scans of the table (parallel ones included).
+    pub seq_scans: usize,
+    /// Indexes the plan reads the table through, in plan order, without repeats.
+    pub indexes: Vec<String>,
+}
+
+/// Walks an EXPLAIN (FORMAT JSON) document and reports how it reaches `table`.
+pub fn access(explain: &Value, table: &str) -> Access {
+    let mut acc = Access::default();
+    let roots = explain.as_array().map(Vec::as_slice).unwrap_or_default();
+    for root in roots {
+        if let Some(plan) = root.get("Plan") {
+            walk(plan, table, false, &mut acc);
+        }
+    }
+    acc
+}
+
+fn walk(node: &Value, table: &str, in_bitmap_of_table: bool, acc: &mut Access) {
+    let kind = node.get("Node Type").and_then(Value::as_str).unwrap_or("");
+    let on_table = node.get("Relation Name").and_then(Value::as_str) == Some(table);
+    let index = node.get("Index Name").and_then(Value::as_str);
+    match kind {
+        "Seq Scan" if on_table => acc.seq_scans += 1,
+        "Index Scan" | "Index Only Scan" if on_table => note(index, acc),
+        // A bitmap index scan names no relation; its Bitmap Heap Scan parent does.
+        "Bitmap Index Scan" if in_bitmap_of_table => note(index, acc),
+        _ => {}
+    }
+    let bitmap = in_bitmap_of_table || (kind == "Bitmap Heap Scan" && on_table);
+    let children = node.get("Plans").and_then(Value::as_array);
+    for child in children.map(Vec::as_slice).unwrap_or_default() {
+        walk(child, table, bitmap, acc);
+    }
+}
+
+fn note(index: Option<&str>, acc: &mut Access) {
+    if let Some(name) = index {
+        if !acc.indexes.iter().any(|i| i == name) {
+            acc.indexes.push(name.to_string());
+        }
+    }
+}
+
+/// planner: every suite query marked `-- index: yes` reaches the table
+/// through an index, for parameters drawn from the data.
+pub fn planner(ctx: &mut Ctx) -> Result<Verdict> {
+    let table = ctx.table()?;
+    let queries = ctx.queries()?;
+    let seed = ctx.config.benchmark.seed;
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    let mut not_expected = Vec::new();
+    for q in &queries {
+        if !q.expect_index {
+            not_expected.push(q.name.as_str());
+            continue;
+        }
+        let params = ctx.draw_params(q, &mut Rng::new(seed))?;
+        let client = ctx.client()?;
+        let row = client
+            .query_one(
+                format!("EXPLAIN (FORMAT JSON) {}", q.sql).as_str(),
+                &as_sql_params(&params),
+            )
+            .map_err(|e| anyhow!("EXPLAIN of query {}: {}", q.name, describe_pg_error(&e)))?;
+        let raw: RawValue = row.get(0);
+        let doc: Value = serde_json::from_slice(raw.bytes.as_deref().unwrap_or(b"null"))?;
+        let acc = access(&doc, &table.name);
+        if acc.seq_scans == 0 && !acc.indexes.is_empty() {
+            good.push(format!("{}: {}", q.name, acc.indexes.join(", ")));
+            continue;
+        }
+        let shown = if params.is_empty() {
+            String::new()
+        } else {
+            format!(" (parameters {})", literals(client, &params)?.join(", "))
+        };
+        bad.push(if acc.seq_scans > 0 {
+            format!("{}: Seq Scan on {}{shown}", q.name, table.name)
+        } else {
+            format!("{}: reads {} through no index{shown}", q.name, table.name)
+        });
+    }
+    let skipped = if not_expected.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({} not expected to: {})",
+            not_expected.len(),
+            not_expected.join(", ")
+        )
+    };
+    if bad.is_empty() {
+        return Ok(Verdict::pass(format!(
+            "{} queries reach {} through an index{skipped}:\n{}",
+            good.len(),
+            table.name,
+            good.join("\n")
+        )));
+    }
+    let mut lines = vec![format!(
+        "{} of {} queries expected to use an index on {} do not:",
+        bad.len(),
+        bad.len() + good.len(),
+        table.name
+    )];
+    lines.extend(bad);
+    lines.extend(good);
+    Ok(Verdict::fail(
+        lines.join("\n"),
+        format!(
+            "make the indexes check pass (o2o-db create-indexes builds what is missing), ANALYZE {} if its statistics are stale, \
+             then EXPLAIN (ANALYZE, BUFFERS) the query with the parameters shown",
+            table.qualified()
+        ),
+    ))
+}
+
+/// speed: each suite query's median over [verify] runs executions is under
+/// the threshold (--max-ms, else [alert] query_ms).
+pub fn speed(ctx: &mut Ctx) -> Result<Verdict> {
+    let queries = ctx.queries()?;
+    let runs = ctx.config.verify.runs.max(1);
+    let seed = ctx.config.benchmark.seed;
+    let max_ms = ctx.max_ms;
+    let mut timed: Vec<(String, f64)> = Vec::with_capacity(queries.len());
+    for q in &queries {
+        timed.push((q.name.clone(), median_ms(ctx, q, runs, seed)?));
+    }
+    let slow: Vec<String> = timed
+        .iter()
+        .filter(|(_, ms)| *ms > max_ms)
+        .map(|(name, ms)| format!("{name}: median {ms:.2} ms > {max_ms} ms"))
+        .collect();
+    let all = timed
+        .chunks(3)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|(name, ms)| format!("{name} {ms:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    if slow.is_empty() {
+        return Ok(Verdict::pass(format!(
+            "medians of {runs} runs, all under {max_ms} ms (ms):\n{all}"
+        )));
+    }
+    Ok(Verdict::fail(
+        format!(
+            "{} of {} queries slower than {max_ms} ms:\n{}\nmedians of {runs} runs (ms):\n{all}",
+            slow.len(),
+            timed.len(),
+            slow.join("\n")
+        ),
+        "see the planner check for how each slow query reaches the table; o2o-db benchmark gives percentiles, \
+         EXPLAIN (ANALYZE, BUFFERS) shows where the time goes",
+    ))
+}
+
+/// Runs `q` `runs` times, prepared once, with a fresh parameter draw each time.
+fn median_ms(ctx: &mut Ctx, q: &QuerySpec, runs: u32, seed: u64) -> Result<f64> {
+    let mut rng = Rng::new(seed);
+    let mut draws = Vec::with_capacity(runs as usize);
+    for _ in 0..runs {
+        draws.push(ctx.draw_params(q, &mut rng)?);
+    }
+    let client = ctx.client()?;
+    let failed = |e: postgres::Error| anyhow!("query {}: {}", q.name, describe_pg_error(&e));
+    let stmt = client.prepare(&q.sql).map_err(failed)?;
+    let mut times = Vec::with_capacity(draws.len());
+    for params in &draws {
+        let started = Instant::now();
+        client
+            .query(&stmt, &as_sql_params(params))
+            .map_err(failed)?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(median(&mut times))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn finds_index_and_seq_scans_of_the_table() {
+        let bitmap = json!([{"Plan": {"Node Type": "Aggregate", "Plans": [
+            {"Node Type": "Bitmap Heap Scan", "Relation Name": "orders", "Plans": [
+                {"Node Type": "BitmapAnd", "Plans": [
+                    {"Node Type": "Bitmap Index Scan", "Index Name": "idx_a"},
+                    {"Node Type": "Bitmap Index Scan", "Index Name": "idx_b"}]}]}]}}]);
+        assert_eq!(
+            access(&bitmap, "orders"),
+            Access {
+                seq_scans: 0,
+                indexes: vec!["idx_a".into(), "idx_b".into()]
+            }
+        );
+        let mixed = json!([{"Plan": {"Node Type": "Nested Loop", "Plans": [
+            {"Node Type": "Index Only Scan", "Relation Name": "orders", "Index Name": "idx_c"},
+            {"Node Type": "Seq Scan", "Relation Name": "orders", "Parallel Aware": true},
+            {"Node Type": "Seq Scan", "Relation Name": "stores"},
+            {"Node Type": "Index Scan", "Relation Name": "stores", "Index Name": "stores_pkey"}]}}]);
+        let acc = access(&mixed, "orders");
+        assert_eq!(acc.seq_scans, 1);
+        assert_eq!(acc.indexes, ["idx_c"]);
+        assert_eq!(access(&json!(null), "orders"), Access::default());
+    }
+}
