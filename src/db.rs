@@ -127,6 +127,10 @@ impl Pool {
     }
 
     pub fn with_settings(conn: &ConnInfo, settings: &PoolSettings, warm: Warm) -> Result<Pool> {
+        // One direct attempt first: a wrong host, database or password fails now,
+        // within the connect timeout, with the server's reason, instead of
+        // r2d2 retrying it for the whole checkout timeout.
+        drop(connect(conn)?);
         let counters = Arc::new(PoolCounters::default());
         let manager = PostgresConnectionManager::new(conn.to_pg_config(), tls_connector(conn)?);
         let builder = r2d2::Pool::builder()
@@ -149,9 +153,6 @@ impl Pool {
         };
         if warm == Warm::Full {
             pool.wait_until_warm()?;
-        } else {
-            // Fail fast with the server's reason rather than on first use.
-            drop(pool.get()?);
         }
         Ok(pool)
     }

@@ -15,10 +15,10 @@ use openssl::x509::{X509NameBuilder, X509};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-const PASSWORD: &str = "s3cret-Tls-pw";
+pub const PASSWORD: &str = "s3cret-Tls-pw";
 
-struct TlsServer {
-    sandbox: Sandbox,
+pub struct TlsServer {
+    pub sandbox: Sandbox,
     ca: PathBuf,
     wrong_ca: PathBuf,
     _dir: tempfile::TempDir,
@@ -62,7 +62,7 @@ fn cert(cn: &str, key: &PKey<Private>, issuer: Option<(&X509, &PKey<Private>)>, 
     b.build()
 }
 
-fn server() -> &'static TlsServer {
+pub fn server() -> &'static TlsServer {
     static SERVER: OnceLock<TlsServer> = OnceLock::new();
     SERVER.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
