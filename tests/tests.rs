@@ -11,6 +11,7 @@ mod index_state;
 mod params;
 mod pool;
 mod pool_status;
+mod readme;
 mod secrets;
 mod seed;
 mod tls;
