@@ -16,16 +16,26 @@ fn runs(n: u32) -> Option<NonZeroU32> {
 
 fn check_figures(report: &BenchmarkReport) {
     for q in &report.queries {
-        let f = [q.min_ms, q.p50_ms, q.p95_ms, q.p99_ms, q.max_ms];
+        let f = [
+            q.figures.min_ms,
+            q.figures.p50_ms,
+            q.figures.p95_ms,
+            q.figures.p99_ms,
+            q.figures.max_ms,
+        ];
         assert!(f.windows(2).all(|w| w[0] <= w[1]), "{}: {f:?}", q.name);
-        assert!(q.min_ms > 0.0, "{}: {q:?}", q.name);
+        assert!(q.figures.min_ms > 0.0, "{}: {q:?}", q.name);
         assert!(
-            q.min_ms <= q.mean_ms && q.mean_ms <= q.max_ms,
+            q.figures.min_ms <= q.figures.mean_ms && q.figures.mean_ms <= q.figures.max_ms,
             "{}: {q:?}",
             q.name
         );
-        assert!(q.stddev_ms >= 0.0 && q.qps > 0.0, "{}: {q:?}", q.name);
-        assert!(q.rows >= 1.0, "{} returned no rows: {q:?}", q.name);
+        assert!(
+            q.figures.stddev_ms >= 0.0 && q.qps > 0.0,
+            "{}: {q:?}",
+            q.name
+        );
+        assert!(q.figures.rows >= 1.0, "{} returned no rows: {q:?}", q.name);
     }
 }
 
@@ -40,7 +50,12 @@ fn sequential_figures_are_ordered_and_runs_counted_exactly() {
     let report = benchmark::run(&db.config(), &args).unwrap();
     assert_eq!(report.queries.len(), 9, "the whole built-in suite runs");
     for q in &report.queries {
-        assert_eq!((q.iterations, q.errors), (7, 0), "{}", q.name);
+        assert_eq!(
+            (q.figures.iterations, q.figures.errors),
+            (7, 0),
+            "{}",
+            q.name
+        );
         assert!(q.seqscan_p50_ms.is_none() && q.wait_mean_ms.is_none());
     }
     check_figures(&report);
@@ -49,7 +64,7 @@ fn sequential_figures_are_ordered_and_runs_counted_exactly() {
         .iter()
         .find(|q| q.name == "latest_orders")
         .unwrap();
-    assert_eq!(latest.rows, 50.0);
+    assert_eq!(latest.figures.rows, 50.0);
     let m = &report.meta;
     assert_eq!(m.orders, Some(3000));
     assert_eq!(
@@ -75,7 +90,7 @@ fn clients_beyond_the_pool_queue_and_every_run_is_counted() {
     let report = benchmark::run(&config, &args).unwrap();
     assert_eq!(report.queries.len(), 2);
     for q in &report.queries {
-        assert_eq!((q.iterations, q.errors), (40, 0), "{q:?}");
+        assert_eq!((q.figures.iterations, q.figures.errors), (40, 0), "{q:?}");
         assert!(q.wait_mean_ms.is_some_and(|w| w >= 0.0), "{q:?}");
     }
     check_figures(&report);
@@ -106,7 +121,9 @@ fn kill_until(db: &TestDb, done: &AtomicBool) -> i64 {
     killed
 }
 
-fn run_while_killing(db: &TestDb, clients: u32) -> (BenchmarkReport, i64) {
+/// Runs latest_orders for 2 s while its backends are killed: the kills are
+/// counted as errors, the run goes on, and the outcome is Findings.
+fn run_while_killing(db: &TestDb, clients: u32) -> BenchmarkReport {
     let args = BenchmarkArgs {
         clients,
         duration: Some(HumanDuration(Duration::from_secs(2))),
@@ -116,23 +133,17 @@ fn run_while_killing(db: &TestDb, clients: u32) -> (BenchmarkReport, i64) {
     };
     let config = db.config();
     let done = AtomicBool::new(false);
-    std::thread::scope(|s| {
+    let (report, killed) = std::thread::scope(|s| {
         let killer = s.spawn(|| kill_until(db, &done));
         let report = benchmark::run(&config, &args);
         done.store(true, Ordering::Relaxed);
         (report.unwrap(), killer.join().unwrap())
-    })
-}
-
-#[test]
-fn a_killed_backend_is_counted_and_the_dedicated_connection_reconnects() {
-    let db = TestDb::seeded("bench_kill_seq", 2000);
-    let (report, killed) = run_while_killing(&db, 1);
+    });
     assert!(killed >= 1, "nothing to kill: the run ended too early");
     let q = &report.queries[0];
-    assert!(q.errors >= 1, "{q:?}");
+    assert!(q.figures.errors >= 1, "{q:?}");
     assert!(
-        q.iterations > q.errors,
+        q.figures.iterations > q.figures.errors,
         "the run went on after the kills: {q:?}"
     );
     assert!(
@@ -143,20 +154,22 @@ fn a_killed_backend_is_counted_and_the_dedicated_connection_reconnects() {
         "{q:?}"
     );
     assert_eq!(report.outcome(), Outcome::Findings);
+    report
+}
+
+#[test]
+fn a_killed_backend_is_counted_and_the_dedicated_connection_reconnects() {
+    let db = TestDb::seeded("bench_kill_seq", 2000);
+    let report = run_while_killing(&db, 1);
+    assert_eq!(report.meta.mode, "sequential");
 }
 
 #[test]
 fn a_killed_backend_is_counted_and_the_pool_replaces_it() {
     let db = TestDb::seeded("bench_kill_pool", 2000);
-    let (report, killed) = run_while_killing(&db, 3);
-    assert!(killed >= 1, "nothing to kill: the run ended too early");
-    let q = &report.queries[0];
-    assert!(q.errors >= 1, "{q:?}");
-    assert!(
-        q.iterations > q.errors,
-        "the run went on after the kills: {q:?}"
-    );
-    assert_eq!(report.outcome(), Outcome::Findings);
+    let report = run_while_killing(&db, 3);
+    let pool = report.meta.pool.as_ref().unwrap();
+    assert_eq!(pool.checkouts.timeouts, 0, "{pool:?}");
 }
 
 #[test]
@@ -245,7 +258,7 @@ fn history_appends_and_the_baseline_flags_a_query_slowed_by_a_dropped_index() {
     let second = benchmark::run(&db.config(), &args).unwrap();
     let q = &second.queries[0];
     assert!(q.slower_than_baseline, "{q:?}");
-    assert_eq!(q.baseline_p50_ms, Some(first.queries[0].p50_ms));
+    assert_eq!(q.baseline_p50_ms, Some(first.queries[0].figures.p50_ms));
     assert!(q.baseline_change_percent.unwrap() > 50.0, "{q:?}");
     assert_eq!(second.outcome(), Outcome::Findings);
     let b = second.meta.baseline.as_ref().unwrap();
@@ -293,7 +306,7 @@ fn compare_seqscan_shows_what_an_index_buys() {
     let indexed = &report.queries[0];
     assert!(indexed.speedup.unwrap() > 1.0, "{indexed:?}");
     assert!(
-        indexed.seqscan_p50_ms.unwrap() > indexed.p50_ms,
+        indexed.seqscan_p50_ms.unwrap() > indexed.figures.p50_ms,
         "{indexed:?}"
     );
     assert!(report.meta.compare_seqscan);
@@ -437,7 +450,7 @@ fn a_suite_file_and_only_pick_the_queries() {
     let report = benchmark::run(&db.config(), &args).unwrap();
     assert_eq!(report.queries.len(), 1);
     assert_eq!(report.queries[0].name, "one_store");
-    assert_eq!(report.queries[0].rows, 5.0);
+    assert_eq!(report.queries[0].figures.rows, 5.0);
     assert_eq!(report.meta.suite, suite.display().to_string());
     // A suite query the server rejects is a could-not-run error naming the query and file.
     std::fs::write(

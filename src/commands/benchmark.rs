@@ -21,6 +21,7 @@ use anyhow::{anyhow, bail, Result};
 use history::{History, PastRun};
 use runner::{Job, Measured, Plan, RunSettings, Scans};
 use serde::Serialize;
+use stats::{round, Figures};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -137,7 +138,8 @@ pub struct Meta {
     pub compare_seqscan: bool,
     /// Wall-clock seconds of the whole run, setup included.
     pub elapsed_s: f64,
-    /// Pool checkouts of the timed runs (concurrent mode).
+    /// The pool's checkout counters over the run, opening and warm-up included
+    /// (concurrent mode; per-query waits of the timed runs are in each query).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolMeta>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -167,19 +169,8 @@ pub struct BaselineMeta {
 #[derive(Debug, Clone, Serialize)]
 pub struct QueryFigures {
     pub name: String,
-    /// Successful timed runs; the figures come from these.
-    pub iterations: u64,
-    /// Failed runs (not in the figures).
-    pub errors: u64,
-    /// Rows returned per run (mean).
-    pub rows: f64,
-    pub min_ms: f64,
-    pub mean_ms: f64,
-    pub stddev_ms: f64,
-    pub p50_ms: f64,
-    pub p95_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
+    #[serde(flatten)]
+    pub figures: Figures,
     /// Successful runs per second of wall-clock time.
     pub qps: f64,
     /// Median with index and bitmap scans disabled (--compare-seqscan).
@@ -214,7 +205,7 @@ pub struct QueryFigures {
 impl QueryFigures {
     /// Whether this query makes the run's outcome Findings.
     pub fn flagged(&self) -> bool {
-        self.over_max_p95 || self.slower_than_baseline || self.errors > 0
+        self.over_max_p95 || self.slower_than_baseline || self.figures.errors > 0
     }
 }
 
@@ -413,38 +404,28 @@ fn figures(
     max_p95_ms: f64,
     params: Option<Vec<String>>,
 ) -> QueryFigures {
-    let s = m.recorder.summary();
-    let seqscan_p50 = seqscan.map(|q| q.recorder.summary().p50_ms);
+    let f = m.recorder.figures();
+    let seqscan_p50 = seqscan.map(|q| q.recorder.figures().p50_ms);
     let wall = m.wall.as_secs_f64();
+    let qps = if wall > 0.0 {
+        f.iterations as f64 / wall
+    } else {
+        0.0
+    };
+    let wait = m.recorder.wait();
     QueryFigures {
         name: job.name.clone(),
-        iterations: s.iterations,
-        errors: s.errors,
-        rows: round(s.rows, 1),
-        min_ms: round(s.min_ms, 3),
-        mean_ms: round(s.mean_ms, 3),
-        stddev_ms: round(s.stddev_ms, 3),
-        p50_ms: round(s.p50_ms, 3),
-        p95_ms: round(s.p95_ms, 3),
-        p99_ms: round(s.p99_ms, 3),
-        max_ms: round(s.max_ms, 3),
-        qps: round(
-            if wall > 0.0 {
-                s.iterations as f64 / wall
-            } else {
-                0.0
-            },
-            1,
-        ),
-        seqscan_p50_ms: seqscan_p50.map(|v| round(v, 3)),
-        speedup: seqscan_p50.map(|v| round(v / s.p50_ms, 2)),
-        wait_mean_ms: concurrent.then(|| round(s.wait_mean_ms, 3)),
-        wait_max_ms: concurrent.then(|| round(s.wait_max_ms, 3)),
+        over_max_p95: f.p95_ms > max_p95_ms,
+        qps: round(qps, 1),
+        seqscan_p50_ms: seqscan_p50,
+        speedup: seqscan_p50.map(|v| round(v / f.p50_ms, 2)),
+        wait_mean_ms: concurrent.then(|| round(wait.mean_ms(), 3)),
+        wait_max_ms: concurrent.then(|| round(wait.max_ms(), 3)),
         baseline_p50_ms: None,
         baseline_change_percent: None,
-        over_max_p95: s.p95_ms > max_p95_ms,
         slower_than_baseline: false,
-        last_error: s.last_error,
+        last_error: m.recorder.last_error().map(str::to_string),
+        figures: f,
         params,
     }
 }
@@ -456,8 +437,8 @@ fn compare_with_baseline(queries: &mut [QueryFigures], past: &PastRun, slower_pe
             continue;
         };
         q.baseline_p50_ms = Some(before);
-        if before > 0.0 && q.p50_ms.is_finite() {
-            let change = (q.p50_ms / before - 1.0) * 100.0;
+        if before > 0.0 && q.figures.p50_ms.is_finite() {
+            let change = (q.figures.p50_ms / before - 1.0) * 100.0;
             q.baseline_change_percent = Some(round(change, 1));
             q.slower_than_baseline = change > slower_percent;
         }
@@ -506,10 +487,4 @@ fn count_orders(client: &mut postgres::Client) -> Result<Option<i64>> {
         .map_err(|e| anyhow!("counting orders: {}", describe_pg_error(&e)))?
         .get(0);
     Ok(Some(n))
-}
-
-/// Rounds for display and JSON (µs for latencies); NaN stays NaN (JSON null).
-fn round(v: f64, decimals: i32) -> f64 {
-    let f = 10f64.powi(decimals);
-    (v * f).round() / f
 }

@@ -63,16 +63,16 @@ pub fn table(r: &BenchmarkReport, w: &mut dyn Write) -> Result<()> {
     for q in &r.queries {
         let mut row = vec![
             q.name.clone(),
-            q.iterations.to_string(),
-            q.errors.to_string(),
-            format!("{}", q.rows),
-            opt_ms(q.min_ms),
-            opt_ms(q.mean_ms),
-            opt_ms(q.stddev_ms),
-            opt_ms(q.p50_ms),
-            opt_ms(q.p95_ms),
-            opt_ms(q.p99_ms),
-            opt_ms(q.max_ms),
+            q.figures.iterations.to_string(),
+            q.figures.errors.to_string(),
+            format!("{}", q.figures.rows),
+            opt_ms(q.figures.min_ms),
+            opt_ms(q.figures.mean_ms),
+            opt_ms(q.figures.stddev_ms),
+            opt_ms(q.figures.p50_ms),
+            opt_ms(q.figures.p95_ms),
+            opt_ms(q.figures.p99_ms),
+            opt_ms(q.figures.max_ms),
             format!("{:.0}", q.qps),
         ];
         if seqscan {
@@ -142,12 +142,12 @@ pub fn table(r: &BenchmarkReport, w: &mut dyn Write) -> Result<()> {
             writeln!(w, "  note: {note}")?;
         }
     }
-    for q in r.queries.iter().filter(|q| q.errors > 0) {
+    for q in r.queries.iter().filter(|q| q.figures.errors > 0) {
         writeln!(
             w,
             "{}: {} failed; last error: {}",
             q.name,
-            count(q.errors as usize, "run", "runs"),
+            count(q.figures.errors as usize, "run", "runs"),
             q.last_error.as_deref().unwrap_or("unknown")
         )?;
     }
@@ -255,8 +255,8 @@ fn status(q: &QueryFigures) -> String {
     if q.slower_than_baseline {
         s.push("slower than baseline".to_string());
     }
-    if q.errors > 0 {
-        s.push(count(q.errors as usize, "error", "errors"));
+    if q.figures.errors > 0 {
+        s.push(count(q.figures.errors as usize, "error", "errors"));
     }
     if s.is_empty() {
         "ok".into()

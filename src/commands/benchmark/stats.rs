@@ -4,6 +4,7 @@
 
 use anyhow::{anyhow, Result};
 use hdrhistogram::Histogram;
+use serde::Serialize;
 use std::time::Duration;
 
 /// The histogram's range and precision: 1 µs to one hour, 3 significant digits.
@@ -152,7 +153,8 @@ impl Recorder {
         }
     }
 
-    pub fn summary(&self) -> Summary {
+    /// The query's figures, rounded to µs (rows to a tenth).
+    pub fn figures(&self) -> Figures {
         let l = &self.latency;
         let (min, max) = (l.min_ms(), l.max_ms());
         // Bucket values are rounded up to the bucket's edge: keep them within
@@ -161,37 +163,50 @@ impl Recorder {
             if l.count() == 0 {
                 f64::NAN
             } else {
-                (self.histogram.value_at_quantile(q) as f64 / 1000.0).clamp(min, max)
+                round(
+                    (self.histogram.value_at_quantile(q) as f64 / 1000.0).clamp(min, max),
+                    3,
+                )
             }
         };
-        Summary {
+        let rows = if l.count() == 0 {
+            0.0
+        } else {
+            self.rows as f64 / l.count() as f64
+        };
+        Figures {
             iterations: l.count(),
             errors: self.errors,
-            rows: if l.count() == 0 {
-                0.0
-            } else {
-                self.rows as f64 / l.count() as f64
-            },
-            min_ms: min,
-            mean_ms: l.mean_ms(),
-            stddev_ms: l.stddev_ms(),
+            rows: round(rows, 1),
+            min_ms: round(min, 3),
+            mean_ms: round(l.mean_ms(), 3),
+            stddev_ms: round(l.stddev_ms(), 3),
             p50_ms: pct(0.50),
             p95_ms: pct(0.95),
             p99_ms: pct(0.99),
-            max_ms: max,
-            wait_mean_ms: self.wait.mean_ms(),
-            wait_max_ms: self.wait.max_ms(),
-            last_error: self.last_error.clone(),
+            max_ms: round(max, 3),
         }
+    }
+
+    /// Time waiting for a pool connection per run.
+    pub fn wait(&self) -> &Moments {
+        &self.wait
+    }
+
+    /// The message of the last failed run.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
     }
 }
 
-/// The figures of one query; latencies in ms, NaN when no run succeeded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Summary {
+/// The figures of one query, in ms; a latency is NaN (JSON null) when no run succeeded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figures {
+    /// Successful timed runs; the figures come from these.
     pub iterations: u64,
+    /// Failed runs (not in the figures).
     pub errors: u64,
-    /// Rows returned per successful run (mean).
+    /// Rows returned per run (mean).
     pub rows: f64,
     pub min_ms: f64,
     pub mean_ms: f64,
@@ -200,9 +215,12 @@ pub struct Summary {
     pub p95_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
-    pub wait_mean_ms: f64,
-    pub wait_max_ms: f64,
-    pub last_error: Option<String>,
+}
+
+/// Rounds for display and JSON; NaN stays NaN.
+pub fn round(v: f64, decimals: i32) -> f64 {
+    let f = 10f64.powi(decimals);
+    (v * f).round() / f
 }
 
 #[cfg(test)]
@@ -219,7 +237,7 @@ mod tests {
         for v in 1..=100 {
             r.record(ms(v as f64 / 10.0), 2);
         }
-        let s = r.summary();
+        let s = r.figures();
         assert_eq!(s.iterations, 100);
         assert_eq!(s.rows, 2.0);
         assert!((s.mean_ms - 5.05).abs() < 1e-9, "{s:?}");
@@ -248,10 +266,10 @@ mod tests {
         }
         b.error("boom".into());
         a.merge(&b);
-        let (m, x) = (a.summary(), all.summary());
+        let (m, x) = (a.figures(), all.figures());
         assert_eq!(m.iterations, 7);
         assert_eq!(m.errors, 1);
-        assert_eq!(m.last_error.as_deref(), Some("boom"));
+        assert_eq!(a.last_error(), Some("boom"));
         assert!((m.mean_ms - x.mean_ms).abs() < 1e-9);
         assert!((m.stddev_ms - x.stddev_ms).abs() < 1e-9);
         assert_eq!(
@@ -264,7 +282,7 @@ mod tests {
     fn no_successful_run_gives_no_figures() {
         let mut r = Recorder::new().unwrap();
         r.error("server closed the connection".into());
-        let s = r.summary();
+        let s = r.figures();
         assert_eq!((s.iterations, s.errors), (0, 1));
         assert!(s.mean_ms.is_nan() && s.p95_ms.is_nan() && s.min_ms.is_nan());
     }
