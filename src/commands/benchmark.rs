@@ -12,7 +12,7 @@ mod runner;
 mod stats;
 
 use crate::catalog::QuerySuite;
-use crate::config::{Config, HumanDuration};
+use crate::config::{Config, HumanDuration, PoolSettings};
 use crate::db::{self, describe_pg_error, CheckoutStats, Pool, Warm};
 use crate::params::{self, ParamPool};
 use crate::report::{self, Outcome, Report};
@@ -387,7 +387,14 @@ fn measure(
             None,
         ));
     }
-    let pool = Pool::open(config, Warm::Lazy)?;
+    // No health check on checkout: it would add a round trip to every run and
+    // take server time from the queries being measured. A connection that died
+    // is still replaced: its failed run is counted and the pool drops it.
+    let settings_without_ping = PoolSettings {
+        pre_ping: false,
+        ..config.pool.clone()
+    };
+    let pool = Pool::with_settings(&config.conn, &settings_without_ping, Warm::Lazy)?;
     let measured = runner::concurrent(&pool, jobs, settings, scans)?;
     let meta = PoolMeta {
         max_size: pool.max_size(),

@@ -440,7 +440,10 @@ fn client_loop(
             Ok(mut conn) => {
                 recorder.waited(waited);
                 match statement(&mut conn, jobs, i, scans) {
-                    Err(e) => recorder.error(format!("{e:#}")),
+                    Err(e) => {
+                        recorder.error(format!("{e:#}"));
+                        discard_if_broken(&mut conn);
+                    }
                     Ok(statement) => {
                         let params = as_sql_params(params);
                         let started = Instant::now();
