@@ -101,21 +101,38 @@ fn clients_beyond_the_pool_queue_and_every_run_is_counted() {
     assert_eq!(report.meta.mode, "concurrent");
 }
 
-/// Terminates our backends running latest_orders until `done`; returns how many it killed.
+/// Our backends that run latest_orders (the run's, not the setup's).
+const OURS: &str = "datname = current_database() AND application_name = 'o2o-db-test' \
+                    AND pid <> pg_backend_pid() AND query LIKE '%LIMIT 50%'";
+
+/// Once the run is executing (a backend seen running latest_orders twice, so
+/// its statements are prepared), terminates those backends every 100 ms until
+/// `done`; returns how many it killed.
 fn kill_until(db: &TestDb, done: &AtomicBool) -> i64 {
     let mut killer = db.client();
+    let starts = format!("SELECT pid, query_start::text FROM pg_stat_activity WHERE {OURS}");
+    let mut seen: Vec<(i32, Option<String>)> = Vec::new();
+    while !done.load(Ordering::Relaxed) {
+        let now: Vec<(i32, Option<String>)> = killer
+            .query(&starts, &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        if now
+            .iter()
+            .any(|(pid, at)| seen.iter().any(|(p, a)| p == pid && a != at))
+        {
+            break;
+        }
+        seen = now;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let kill =
+        format!("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE {OURS}");
     let mut killed = 0;
     while !done.load(Ordering::Relaxed) {
-        let n: i64 = killer
-            .query_one(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND application_name = 'o2o-db-test' \
-                 AND pid <> pg_backend_pid() \
-                 AND query LIKE '%LIMIT 50%'",
-                &[],
-            )
-            .unwrap()
-            .get(0);
+        let n: i64 = killer.query_one(&kill, &[]).unwrap().get(0);
         killed += n;
         std::thread::sleep(Duration::from_millis(100));
     }
