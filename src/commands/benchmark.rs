@@ -11,7 +11,7 @@ mod render;
 mod runner;
 mod stats;
 
-use crate::catalog::QuerySuite;
+use crate::catalog::{QuerySpec, QuerySuite};
 use crate::config::{Config, HumanDuration, PoolSettings};
 use crate::db::{self, describe_pg_error, CheckoutStats, Pool, Warm};
 use crate::params::{self, ParamPool};
@@ -269,34 +269,19 @@ pub fn run(config: &Config, args: &BenchmarkArgs) -> Result<BenchmarkReport> {
     }
     let mut history = args.history.as_deref().map(History::open).transpose()?;
 
-    let mut client = db::connect(&config.conn)?;
-    let server_version = scalar_text(&mut client, "SHOW server_version")?;
-    let orders = count_orders(&mut client)?;
-    let mut jobs = Vec::with_capacity(specs.len());
-    let mut fixed_literals = Vec::with_capacity(specs.len());
-    for spec in &specs {
-        let params = ParamPool::load(&mut client, spec)?;
-        let fixed = args
-            .fixed_params
-            .then(|| params.draw(&mut Rng::new(settings.seed)).clone());
-        fixed_literals.push(match &fixed {
-            Some(row) => Some(params::literals(&mut client, row)?),
-            None => None,
-        });
-        jobs.push(Job {
-            name: spec.name.clone(),
-            sql: spec.sql.clone(),
-            origin: format!("{}:{}", suite.origin, spec.line),
-            params,
-            fixed,
-        });
-    }
-    drop(client);
+    let setup = setup(
+        config,
+        &suite.origin,
+        &specs,
+        settings.seed,
+        args.fixed_params,
+    )?;
+    let jobs = &setup.jobs;
 
     runner::install_ctrlc();
-    let (measured, pool) = measure(config, &jobs, &settings, Scans::Planner)?;
+    let (measured, pool) = measure(config, jobs, &settings, Scans::Planner)?;
     let seqscan = if args.compare_seqscan && !runner::stopped() {
-        Some(measure(config, &jobs, &settings, Scans::SeqOnly)?.0)
+        Some(measure(config, jobs, &settings, Scans::SeqOnly)?.0)
     } else {
         None
     };
@@ -306,7 +291,7 @@ pub fn run(config: &Config, args: &BenchmarkArgs) -> Result<BenchmarkReport> {
 
     let mut queries: Vec<QueryFigures> = measured
         .iter()
-        .zip(&jobs)
+        .zip(jobs)
         .enumerate()
         .map(|(i, (m, job))| {
             let seq = seqscan.as_ref().and_then(|s| s.get(i));
@@ -316,7 +301,7 @@ pub fn run(config: &Config, args: &BenchmarkArgs) -> Result<BenchmarkReport> {
                 seq,
                 pool.is_some(),
                 max_p95_ms,
-                fixed_literals[i].clone(),
+                setup.fixed_literals[i].clone(),
             )
         })
         .collect();
@@ -333,9 +318,9 @@ pub fn run(config: &Config, args: &BenchmarkArgs) -> Result<BenchmarkReport> {
     let report = BenchmarkReport {
         meta: Meta {
             started_at,
-            server_version,
+            server_version: setup.server_version,
             database: config.conn.dbname.clone().unwrap_or_default(),
-            orders,
+            orders: setup.orders,
             suite: suite.origin.clone(),
             mode: if pool.is_some() {
                 "concurrent"
@@ -371,6 +356,52 @@ pub fn run(config: &Config, args: &BenchmarkArgs) -> Result<BenchmarkReport> {
         }
     }
     Ok(report)
+}
+
+/// What the run needs from the server before timing starts.
+struct Setup {
+    server_version: String,
+    orders: Option<i64>,
+    jobs: Vec<Job>,
+    /// Per job, with --fixed-params: the bound values as SQL literals.
+    fixed_literals: Vec<Option<Vec<String>>>,
+}
+
+/// Reads the server's version and row count and each query's candidate
+/// parameters, on a connection closed before timing starts.
+fn setup(
+    config: &Config,
+    origin: &str,
+    specs: &[&QuerySpec],
+    seed: u64,
+    fixed_params: bool,
+) -> Result<Setup> {
+    let mut client = db::connect(&config.conn)?;
+    let server_version = scalar_text(&mut client, "SHOW server_version")?;
+    let orders = count_orders(&mut client)?;
+    let mut jobs = Vec::with_capacity(specs.len());
+    let mut fixed_literals = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let params = ParamPool::load(&mut client, spec)?;
+        let fixed = fixed_params.then(|| params.draw(&mut Rng::new(seed)).clone());
+        fixed_literals.push(match &fixed {
+            Some(row) => Some(params::literals(&mut client, row)?),
+            None => None,
+        });
+        jobs.push(Job {
+            name: spec.name.clone(),
+            sql: spec.sql.clone(),
+            origin: format!("{origin}:{}", spec.line),
+            params,
+            fixed,
+        });
+    }
+    Ok(Setup {
+        server_version,
+        orders,
+        jobs,
+        fixed_literals,
+    })
 }
 
 /// The timed runs of every job: sequential on a dedicated connection, or
