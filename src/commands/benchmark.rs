@@ -50,7 +50,7 @@ pub struct BenchmarkArgs {
 
     /// Client threads sharing the connection pool; 1 runs on one dedicated connection.
     /// More clients than the pool's max_size queue for a connection
-    #[arg(long, value_name = "C", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, value_name = "C", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub clients: u32,
 
     /// Seed for drawing parameters from the data [default: [benchmark] seed, 42]
