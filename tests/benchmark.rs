@@ -1,1 +1,494 @@
-// benchmark: tests arrive with the subcommand.
+// benchmark: figures, exact counts, errors under killed backends, queueing
+// clients, thresholds and exit codes, history and baseline, the seq-scan
+// speedup, and the three output formats.
+
+use crate::support::{self, TestDb};
+use o2o_db::commands::benchmark::{self, BenchmarkArgs, BenchmarkReport};
+use o2o_db::config::HumanDuration;
+use o2o_db::report::{Outcome, Report};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+fn runs(n: u32) -> Option<NonZeroU32> {
+    NonZeroU32::new(n)
+}
+
+fn check_figures(report: &BenchmarkReport) {
+    for q in &report.queries {
+        let f = [
+            q.figures.min_ms,
+            q.figures.p50_ms,
+            q.figures.p95_ms,
+            q.figures.p99_ms,
+            q.figures.max_ms,
+        ];
+        assert!(f.windows(2).all(|w| w[0] <= w[1]), "{}: {f:?}", q.name);
+        assert!(q.figures.min_ms > 0.0, "{}: {q:?}", q.name);
+        assert!(
+            q.figures.min_ms <= q.figures.mean_ms && q.figures.mean_ms <= q.figures.max_ms,
+            "{}: {q:?}",
+            q.name
+        );
+        assert!(
+            q.figures.stddev_ms >= 0.0 && q.qps > 0.0,
+            "{}: {q:?}",
+            q.name
+        );
+        assert!(q.figures.rows >= 1.0, "{} returned no rows: {q:?}", q.name);
+    }
+}
+
+#[test]
+fn sequential_figures_are_ordered_and_runs_counted_exactly() {
+    let db = TestDb::seeded("bench_sequential", 3000);
+    let args = BenchmarkArgs {
+        iterations: runs(7),
+        warmup: Some(2),
+        ..BenchmarkArgs::default()
+    };
+    let report = benchmark::run(&db.config(), &args).unwrap();
+    assert_eq!(report.queries.len(), 9, "the whole built-in suite runs");
+    for q in &report.queries {
+        assert_eq!(
+            (q.figures.iterations, q.figures.errors),
+            (7, 0),
+            "{}",
+            q.name
+        );
+        assert!(q.seqscan_p50_ms.is_none() && q.wait_mean_ms.is_none());
+    }
+    check_figures(&report);
+    let latest = report
+        .queries
+        .iter()
+        .find(|q| q.name == "latest_orders")
+        .unwrap();
+    assert_eq!(latest.figures.rows, 50.0);
+    let m = &report.meta;
+    assert_eq!(m.orders, Some(3000));
+    assert_eq!(
+        (m.mode, m.clients, m.iterations, m.warmup),
+        ("sequential", 1, Some(7), 2)
+    );
+    assert!(m.server_version.starts_with(char::is_numeric), "{m:?}");
+    assert_eq!(report.outcome(), Outcome::Clean);
+}
+
+#[test]
+fn clients_beyond_the_pool_queue_and_every_run_is_counted() {
+    let db = TestDb::seeded("bench_clients", 3000);
+    let mut config = db.config();
+    config.pool.size = 1;
+    config.pool.max_overflow = 1;
+    let args = BenchmarkArgs {
+        clients: 6,
+        iterations: runs(40),
+        only: vec!["by_store".into(), "latest_orders".into()],
+        ..BenchmarkArgs::default()
+    };
+    let report = benchmark::run(&config, &args).unwrap();
+    assert_eq!(report.queries.len(), 2);
+    for q in &report.queries {
+        assert_eq!((q.figures.iterations, q.figures.errors), (40, 0), "{q:?}");
+        assert!(q.wait_mean_ms.is_some_and(|w| w >= 0.0), "{q:?}");
+    }
+    check_figures(&report);
+    let pool = report.meta.pool.as_ref().unwrap();
+    assert_eq!(pool.max_size, 2);
+    assert_eq!(pool.checkouts.timeouts, 0);
+    assert!(pool.checkouts.checkouts >= 80, "{pool:?}");
+    assert_eq!(report.meta.mode, "concurrent");
+}
+
+/// Our backends that run latest_orders (the run's, not the setup's).
+const OURS: &str = "datname = current_database() AND application_name = 'o2o-db-test' \
+                    AND pid <> pg_backend_pid() AND query LIKE '%LIMIT 50%'";
+
+/// Once the run is executing (a backend seen running latest_orders twice, so
+/// its statements are prepared), terminates those backends every 100 ms until
+/// `done`; returns how many it killed.
+fn kill_until(db: &TestDb, done: &AtomicBool) -> i64 {
+    let mut killer = db.client();
+    let starts = format!("SELECT pid, query_start::text FROM pg_stat_activity WHERE {OURS}");
+    let mut seen: Vec<(i32, Option<String>)> = Vec::new();
+    while !done.load(Ordering::Relaxed) {
+        let now: Vec<(i32, Option<String>)> = killer
+            .query(&starts, &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        if now
+            .iter()
+            .any(|(pid, at)| seen.iter().any(|(p, a)| p == pid && a != at))
+        {
+            break;
+        }
+        seen = now;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let kill =
+        format!("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE {OURS}");
+    let mut killed = 0;
+    while !done.load(Ordering::Relaxed) {
+        let n: i64 = killer.query_one(&kill, &[]).unwrap().get(0);
+        killed += n;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    killed
+}
+
+/// Runs latest_orders for 2 s while its backends are killed: the kills are
+/// counted as errors, the run goes on, and the outcome is Findings.
+fn run_while_killing(db: &TestDb, clients: u32) -> BenchmarkReport {
+    let args = BenchmarkArgs {
+        clients,
+        duration: Some(HumanDuration(Duration::from_secs(2))),
+        warmup: Some(0),
+        only: vec!["latest_orders".into()],
+        ..BenchmarkArgs::default()
+    };
+    let config = db.config();
+    let done = AtomicBool::new(false);
+    let (report, killed) = std::thread::scope(|s| {
+        let killer = s.spawn(|| kill_until(db, &done));
+        let report = benchmark::run(&config, &args);
+        done.store(true, Ordering::Relaxed);
+        (report.unwrap(), killer.join().unwrap())
+    });
+    assert!(killed >= 1, "nothing to kill: the run ended too early");
+    let q = &report.queries[0];
+    assert!(q.figures.errors >= 1, "{q:?}");
+    // One failed run per kill at most: a dead connection is not used twice.
+    assert!(q.figures.errors <= killed as u64, "{killed} kills: {q:?}");
+    assert!(
+        q.figures.iterations > q.figures.errors,
+        "the run went on after the kills: {q:?}"
+    );
+    // The server's FATAL, or the closed socket when the kill came between runs.
+    let error = q.last_error.as_deref().unwrap_or("");
+    assert!(
+        error.contains("terminating connection") || error.contains("closed"),
+        "{q:?}"
+    );
+    assert_eq!(report.outcome(), Outcome::Findings);
+    report
+}
+
+#[test]
+fn a_killed_backend_is_counted_and_the_dedicated_connection_reconnects() {
+    let db = TestDb::seeded("bench_kill_seq", 2000);
+    let report = run_while_killing(&db, 1);
+    assert_eq!(report.meta.mode, "sequential");
+}
+
+#[test]
+fn a_killed_backend_is_counted_and_the_pool_replaces_it() {
+    let db = TestDb::seeded("bench_kill_pool", 2000);
+    let report = run_while_killing(&db, 3);
+    let pool = report.meta.pool.as_ref().unwrap();
+    assert_eq!(pool.checkouts.timeouts, 0, "{pool:?}");
+}
+
+#[test]
+fn the_p95_limit_sets_the_exit_code() {
+    let db = TestDb::seeded("bench_threshold", 2000);
+    let base = [
+        "benchmark",
+        "--only",
+        "by_store,latest_orders",
+        "--iterations",
+        "5",
+    ];
+    let ok = db
+        .cmd()
+        .args(base)
+        .args(["--max-p95-ms", "100000"])
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{}", support::stderr(&ok));
+    assert!(support::stdout(&ok).contains("every query under it"));
+    assert!(
+        support::stderr(&ok).is_empty(),
+        "no progress off a terminal"
+    );
+    let slow = db
+        .cmd()
+        .args(base)
+        .args(["--max-p95-ms", "0.0001", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(slow.status.code(), Some(1), "{}", support::stderr(&slow));
+    let json: serde_json::Value = serde_json::from_slice(&slow.stdout).unwrap();
+    assert_eq!(json["meta"]["max_p95_ms"], 0.0001);
+    for q in json["queries"].as_array().unwrap() {
+        assert_eq!(q["over_max_p95"], true, "{q}");
+    }
+    // The config's [alert] query_ms is the default limit.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("o2o-db.toml");
+    std::fs::write(&cfg, "[alert]\nquery_ms = 0.0001\n").unwrap();
+    let from_config = db
+        .cmd()
+        .args(["--config", cfg.to_str().unwrap()])
+        .args(base)
+        .output()
+        .unwrap();
+    assert_eq!(from_config.status.code(), Some(1));
+    assert!(support::stdout(&from_config).contains("p95 over limit"));
+    // Could not run: exit 2 with the reason.
+    let bad = db
+        .cmd()
+        .args(["benchmark", "--only", "no_such_query"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        support::stderr(&bad).contains("no query named no_such_query"),
+        "{}",
+        support::stderr(&bad)
+    );
+}
+
+#[test]
+fn history_appends_and_the_baseline_flags_a_query_slowed_by_a_dropped_index() {
+    let db = TestDb::seeded("bench_baseline", 20000);
+    db.client()
+        .batch_execute("CREATE INDEX bench_store_date ON orders (store_name, date); ANALYZE orders")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history.jsonl");
+    let args = BenchmarkArgs {
+        only: vec!["by_time_period".into()],
+        iterations: runs(30),
+        history: Some(history.clone()),
+        baseline: Some(history.clone()),
+        slower_percent: Some(50.0),
+        ..BenchmarkArgs::default()
+    };
+    // First night: no baseline yet, and that is no error.
+    let first = benchmark::run(&db.config(), &args).unwrap();
+    assert!(first.meta.baseline.is_none());
+    assert_eq!(first.outcome(), Outcome::Clean);
+    db.client()
+        .batch_execute("DROP INDEX bench_store_date")
+        .unwrap();
+    let second = benchmark::run(&db.config(), &args).unwrap();
+    let q = &second.queries[0];
+    assert!(q.slower_than_baseline, "{q:?}");
+    assert_eq!(q.baseline_p50_ms, Some(first.queries[0].figures.p50_ms));
+    assert!(q.baseline_change_percent.unwrap() > 50.0, "{q:?}");
+    assert_eq!(second.outcome(), Outcome::Findings);
+    let b = second.meta.baseline.as_ref().unwrap();
+    assert_eq!(b.started_at, first.meta.started_at);
+    assert_eq!(b.slower_percent, 50.0);
+
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&history)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["meta"]["orders"], 20000);
+    assert_eq!(lines[1]["queries"][0]["name"], "by_time_period");
+    assert_eq!(lines[1]["queries"][0]["slower_than_baseline"], true);
+    assert!(lines[1]["meta"]["server_version"].is_string());
+
+    // A baseline that is not a history file is refused with its line.
+    std::fs::write(dir.path().join("bad.jsonl"), "not json\n").unwrap();
+    let err = benchmark::run(
+        &db.config(),
+        &BenchmarkArgs {
+            baseline: Some(dir.path().join("bad.jsonl")),
+            ..BenchmarkArgs::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("bad.jsonl:1: not a benchmark run"), "{err}");
+}
+
+#[test]
+fn compare_seqscan_shows_what_an_index_buys() {
+    let db = TestDb::seeded("bench_seqscan", 20000);
+    db.client()
+        .batch_execute("CREATE INDEX bench_store_date ON orders (store_name, date); ANALYZE orders")
+        .unwrap();
+    let args = BenchmarkArgs {
+        only: vec!["by_time_period".into(), "count_all".into()],
+        iterations: runs(15),
+        compare_seqscan: true,
+        ..BenchmarkArgs::default()
+    };
+    let report = benchmark::run(&db.config(), &args).unwrap();
+    let indexed = &report.queries[0];
+    assert!(indexed.speedup.unwrap() > 1.0, "{indexed:?}");
+    assert!(
+        indexed.seqscan_p50_ms.unwrap() > indexed.figures.p50_ms,
+        "{indexed:?}"
+    );
+    assert!(report.meta.compare_seqscan);
+    // count_all scans everything either way: it gets figures, not a claim.
+    assert!(report.queries[1].speedup.unwrap().is_finite());
+}
+
+/// A CSV line split by hand (RFC 4180 quoting).
+fn csv_line(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                fields.last_mut().unwrap().push('"');
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(String::new()),
+            c => fields.last_mut().unwrap().push(c),
+        }
+    }
+    fields
+}
+
+#[test]
+fn csv_and_json_parse_with_the_documented_fields() {
+    let db = TestDb::seeded("bench_formats", 2000);
+    let args = [
+        "benchmark",
+        "--only",
+        "store_date,latest_orders",
+        "--iterations",
+        "4",
+        "--compare-seqscan",
+        "--fixed-params",
+    ];
+    let out = db
+        .cmd()
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "server_version",
+        "orders",
+        "clients",
+        "iterations",
+        "warmup",
+        "seed",
+        "started_at",
+    ] {
+        assert!(!json["meta"][key].is_null(), "meta.{key} missing: {json}");
+    }
+    let queries = json["queries"].as_array().unwrap();
+    assert_eq!(queries.len(), 2);
+    for q in queries {
+        for key in [
+            "iterations",
+            "errors",
+            "rows",
+            "min_ms",
+            "mean_ms",
+            "stddev_ms",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "max_ms",
+            "qps",
+            "seqscan_p50_ms",
+            "speedup",
+        ] {
+            assert!(q[key].is_number(), "{key} in {q}");
+        }
+    }
+    // --fixed-params shows the values bound, as SQL literals.
+    let params = queries[0]["params"].as_array().unwrap();
+    assert_eq!(params.len(), 3);
+    assert!(
+        params[1].as_str().unwrap().ends_with("::date"),
+        "{params:?}"
+    );
+    assert!(queries[1]
+        .get("params")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    let out = db
+        .cmd()
+        .args(args)
+        .args(["--format", "csv"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let text = support::stdout(&out);
+    let mut lines = text.lines();
+    let header = csv_line(lines.next().unwrap());
+    assert_eq!(&header[..3], ["name", "iterations", "errors"]);
+    for col in ["p95_ms", "qps", "seqscan_p50_ms", "speedup", "params"] {
+        assert!(header.iter().any(|h| h == col), "{col} not in {header:?}");
+    }
+    let rows: Vec<Vec<String>> = lines.map(csv_line).collect();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!(row.len(), header.len(), "{row:?}");
+        let get = |c: &str| &row[header.iter().position(|h| h == c).unwrap()];
+        assert_eq!(get("iterations"), "4");
+        for c in ["min_ms", "p50_ms", "p99_ms", "max_ms", "qps", "speedup"] {
+            get(c)
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("{c} = {:?}", get(c)));
+        }
+    }
+    assert_eq!(rows[0][0], "store_date");
+    assert!(rows[0][header.iter().position(|h| h == "params").unwrap()].contains("::date"));
+}
+
+#[test]
+fn a_suite_file_and_only_pick_the_queries() {
+    let db = TestDb::seeded("bench_suite", 2000);
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.sql");
+    std::fs::write(
+        &suite,
+        "-- name: one_store\n-- index: yes\n-- params: SELECT DISTINCT store_name FROM orders\n\
+         SELECT order_id FROM orders WHERE store_name = $1 LIMIT 5;\n\n\
+         -- name: big_orders\nSELECT count(*) FROM orders WHERE amount > 100;\n",
+    )
+    .unwrap();
+    let args = BenchmarkArgs {
+        queries: Some(suite.clone()),
+        only: vec!["one_store".into()],
+        iterations: runs(3),
+        ..BenchmarkArgs::default()
+    };
+    let report = benchmark::run(&db.config(), &args).unwrap();
+    assert_eq!(report.queries.len(), 1);
+    assert_eq!(report.queries[0].name, "one_store");
+    assert_eq!(report.queries[0].figures.rows, 5.0);
+    assert_eq!(report.meta.suite, suite.display().to_string());
+    // A suite query the server rejects is a could-not-run error naming the query and file.
+    std::fs::write(
+        &suite,
+        "-- name: broken\nSELECT no_such_column FROM orders;\n",
+    )
+    .unwrap();
+    let err = benchmark::run(
+        &db.config(),
+        &BenchmarkArgs {
+            only: vec![],
+            ..args
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("query broken") && err.contains("suite.sql:2"),
+        "{err}"
+    );
+    assert!(err.contains("no_such_column"), "{err}");
+}

@@ -1,0 +1,318 @@
+// The benchmark report as a table for people and as CSV for spreadsheets.
+//
+// CSV columns are the JSON field names and their values are read from the
+// JSON form of each query, so the two formats cannot disagree.
+
+use super::{BenchmarkReport, QueryFigures};
+use crate::report::{self, ms};
+use anyhow::Result;
+use comfy_table::{Cell, CellAlignment};
+use std::io::Write;
+
+pub fn table(r: &BenchmarkReport, w: &mut dyn Write) -> Result<()> {
+    let m = &r.meta;
+    let orders = m
+        .orders
+        .map(|n| format!(" · {} orders", thousands(n)))
+        .unwrap_or_default();
+    writeln!(
+        w,
+        "PostgreSQL {} · database {}{orders} · {}",
+        m.server_version, m.database, m.started_at
+    )?;
+    let runs = match (m.iterations, m.duration_s) {
+        (Some(n), _) => format!("{n} runs per query"),
+        (None, Some(s)) => format!("{s} s per query"),
+        (None, None) => String::new(),
+    };
+    let mode = if m.mode == "concurrent" {
+        format!("{} clients sharing the pool", m.clients)
+    } else {
+        "1 client on a dedicated connection".to_string()
+    };
+    let params = if m.fixed_params {
+        "fixed parameters"
+    } else {
+        "parameters drawn from the data"
+    };
+    writeln!(
+        w,
+        "{mode} · {runs} after {} warm-up · {params} (seed {}) · suite {}",
+        m.warmup, m.seed, m.suite
+    )?;
+
+    let seqscan = r.queries.iter().any(|q| q.speedup.is_some());
+    let waits = r.queries.iter().any(|q| q.wait_mean_ms.is_some());
+    let baseline = m.baseline.is_some();
+    let mut header = vec![
+        "query", "runs", "errors", "rows", "min", "mean", "stddev", "p50", "p95", "p99", "max",
+        "qps",
+    ];
+    if seqscan {
+        header.extend(["seq-scan p50", "speedup"]);
+    }
+    if waits {
+        header.extend(["pool wait", "wait max"]);
+    }
+    if baseline {
+        header.push("vs baseline");
+    }
+    header.push("status");
+    let mut t = report::table();
+    t.set_header(header.clone());
+    for q in &r.queries {
+        let mut row = vec![
+            q.name.clone(),
+            q.figures.iterations.to_string(),
+            q.figures.errors.to_string(),
+            format!("{}", q.figures.rows),
+            opt_ms(q.figures.min_ms),
+            opt_ms(q.figures.mean_ms),
+            opt_ms(q.figures.stddev_ms),
+            opt_ms(q.figures.p50_ms),
+            opt_ms(q.figures.p95_ms),
+            opt_ms(q.figures.p99_ms),
+            opt_ms(q.figures.max_ms),
+            format!("{:.0}", q.qps),
+        ];
+        if seqscan {
+            row.push(q.seqscan_p50_ms.map_or("-".into(), opt_ms));
+            row.push(q.speedup.map_or("-".into(), |s| {
+                if s.is_finite() {
+                    format!("{s:.1}x")
+                } else {
+                    "-".into()
+                }
+            }));
+        }
+        if waits {
+            row.push(q.wait_mean_ms.map_or("-".into(), opt_ms));
+            row.push(q.wait_max_ms.map_or("-".into(), opt_ms));
+        }
+        if baseline {
+            row.push(
+                q.baseline_change_percent
+                    .map_or("-".into(), |c| format!("{c:+.0}%")),
+            );
+        }
+        row.push(status(q));
+        t.add_row(row.into_iter().map(Cell::new).collect::<Vec<_>>());
+    }
+    for i in 1..header.len() - 1 {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    writeln!(w, "{t}")?;
+    writeln!(
+        w,
+        "latencies in ms; percentiles from an HDR histogram (3 significant digits)"
+    )?;
+
+    let over: Vec<&str> = names(r, |q| q.over_max_p95);
+    if over.is_empty() {
+        writeln!(w, "p95 limit {} ms: every query under it", ms(m.max_p95_ms))?;
+    } else {
+        writeln!(
+            w,
+            "p95 limit {} ms: {} over it: {}",
+            ms(m.max_p95_ms),
+            count(over.len(), "query", "queries"),
+            over.join(", ")
+        )?;
+    }
+    if let Some(b) = &m.baseline {
+        let slower = names(r, |q| q.slower_than_baseline);
+        let verdict = if slower.is_empty() {
+            format!("no query more than {}% slower", b.slower_percent)
+        } else {
+            format!(
+                "{} more than {}% slower: {}",
+                count(slower.len(), "query", "queries"),
+                b.slower_percent,
+                slower.join(", ")
+            )
+        };
+        writeln!(
+            w,
+            "baseline {} (run of {}): {verdict}",
+            b.file, b.started_at
+        )?;
+        if let Some(note) = &b.note {
+            writeln!(w, "  note: {note}")?;
+        }
+    }
+    for q in r.queries.iter().filter(|q| q.figures.errors > 0) {
+        writeln!(
+            w,
+            "{}: {} failed; last error: {}",
+            q.name,
+            count(q.figures.errors as usize, "run", "runs"),
+            q.last_error.as_deref().unwrap_or("unknown")
+        )?;
+    }
+    for q in r.queries.iter().filter(|q| q.params.is_some()) {
+        writeln!(
+            w,
+            "{} parameters: {}",
+            q.name,
+            q.params.as_deref().unwrap_or_default().join(", ")
+        )?;
+    }
+    if let Some(p) = &m.pool {
+        writeln!(
+            w,
+            "pool: max_size {}, {} checkouts, {} waited over 1 ms (max {} ms), {} timed out",
+            p.max_size,
+            p.checkouts.checkouts,
+            p.checkouts.waits,
+            ms(p.checkouts.wait_ms_max),
+            p.checkouts.timeouts
+        )?;
+    }
+    if m.interrupted {
+        writeln!(w, "interrupted: only the runs made before Ctrl-C are shown")?;
+    }
+    Ok(())
+}
+
+/// The columns of the CSV form, in order; optional ones appear when any query has them.
+const CSV_COLUMNS: &[&str] = &[
+    "name",
+    "iterations",
+    "errors",
+    "rows",
+    "min_ms",
+    "mean_ms",
+    "stddev_ms",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+    "qps",
+    "seqscan_p50_ms",
+    "speedup",
+    "wait_mean_ms",
+    "wait_max_ms",
+    "baseline_p50_ms",
+    "baseline_change_percent",
+    "over_max_p95",
+    "slower_than_baseline",
+    "last_error",
+    "params",
+];
+
+pub fn csv(r: &BenchmarkReport, w: &mut dyn Write) -> Result<()> {
+    let rows: Vec<serde_json::Value> = r
+        .queries
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()?;
+    let columns: Vec<&str> = CSV_COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| rows.iter().any(|row| row.get(*c).is_some()))
+        .collect();
+    writeln!(w, "{}", columns.join(","))?;
+    for row in &rows {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|c| csv_field(&csv_text(row.get(*c))))
+            .collect();
+        writeln!(w, "{}", cells.join(","))?;
+    }
+    Ok(())
+}
+
+fn csv_text(v: Option<&serde_json::Value>) -> String {
+    use serde_json::Value;
+    match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| csv_text(Some(i)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Quotes a CSV field when it holds a comma, quote or line break (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn status(q: &QueryFigures) -> String {
+    let mut s = Vec::new();
+    if q.over_max_p95 {
+        s.push("p95 over limit".to_string());
+    }
+    if q.slower_than_baseline {
+        s.push("slower than baseline".to_string());
+    }
+    if q.figures.errors > 0 {
+        s.push(count(q.figures.errors as usize, "error", "errors"));
+    }
+    if s.is_empty() {
+        "ok".into()
+    } else {
+        s.join(", ")
+    }
+}
+
+fn names(r: &BenchmarkReport, pick: impl Fn(&QueryFigures) -> bool) -> Vec<&str> {
+    r.queries
+        .iter()
+        .filter(|q| pick(q))
+        .map(|q| q.name.as_str())
+        .collect()
+}
+
+fn opt_ms(v: f64) -> String {
+    if v.is_finite() {
+        ms(v)
+    } else {
+        "-".into()
+    }
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// 93728 -> "93,728".
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(thousands(93728), "93,728");
+        assert_eq!(thousands(512), "512");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("plain"), "plain");
+    }
+}
