@@ -3,7 +3,8 @@
 // shared, noisy machine. Each figure is the median of several repetitions.
 //
 // Options (after `--`): --reps N (default 3), --orders N (the large size,
-// default 1000000), --with-10m (adds the 10M-row scaling step: minutes).
+// default 1000000), --with-10m (adds the 10M-row scaling step: minutes),
+// --only SECTION (seed, indexes, benchmark, verify, startup; repeatable).
 
 use o2o_db::pg_sandbox::Sandbox;
 use std::process::{Command, Stdio};
@@ -24,8 +25,21 @@ fn main() {
     );
     let mut table = Rows::default();
 
-    seed_vs_copy(&sandbox, &opts, &mut table);
-    startup(&opts, &mut table);
+    if opts.wants("seed") {
+        seed_vs_copy(&sandbox, &opts, &mut table);
+    }
+    if opts.wants("benchmark") || opts.wants("verify") {
+        let report_db = indexed_db(&sandbox, "peers_report", o2o_db::seed_data::DEFAULT_ORDERS);
+        if opts.wants("benchmark") {
+            benchmark_vs_pgbench(&sandbox, &report_db, &opts, &mut table);
+        }
+        if opts.wants("verify") {
+            verify_time(&sandbox, &report_db, &opts, &mut table);
+        }
+    }
+    if opts.wants("startup") {
+        startup(&opts, &mut table);
+    }
 
     table.print();
 }
@@ -119,6 +133,146 @@ fn seed_vs_copy(sandbox: &Sandbox, opts: &Options, table: &mut Rows) {
             met: (rss as f64) <= small_rss as f64 * 1.2,
         });
     }
+}
+
+/// A seeded database with the 11 managed indexes, built by psql, analyzed.
+fn indexed_db(sandbox: &Sandbox, name: &str, orders: u64) -> String {
+    let db = fresh_db(sandbox, name);
+    run_o2o(
+        sandbox,
+        &db,
+        &["seed", "--create-schema", "--orders", &orders.to_string()],
+    );
+    psql(sandbox, &db, &index_statements(false).join(";\n"));
+    psql(sandbox, &db, "VACUUM ANALYZE orders");
+    db
+}
+
+/// The managed index set as plain or concurrent CREATE INDEX statements.
+fn index_statements(concurrently: bool) -> Vec<String> {
+    o2o_db::catalog::IndexSet::builtin()
+        .unwrap_or_else(|e| fail(&format!("{e:#}")))
+        .indexes
+        .iter()
+        .map(|i| i.create_sql(concurrently))
+        .collect()
+}
+
+/// 3. Every query of the suite: o2o-db's mean latency (one client) against
+/// pgbench -M prepared on the same SQL and the same bound values, and
+/// throughput with 20 clients against pgbench -c 20 -j 2.
+fn benchmark_vs_pgbench(sandbox: &Sandbox, db: &str, opts: &Options, table: &mut Rows) {
+    let suite = o2o_db::catalog::QuerySuite::builtin().unwrap_or_else(|e| fail(&format!("{e:#}")));
+    let mut worst_latency = (0.0f64, String::new());
+    let mut worst_tps = (f64::MAX, String::new());
+    for q in &suite.queries {
+        let json = |args: &[&str]| -> serde_json::Value {
+            let mut all = vec![
+                "--format",
+                "json",
+                "benchmark",
+                "--only",
+                &q.name,
+                "--fixed-params",
+                "--max-p95-ms",
+                "1000000",
+            ];
+            all.extend_from_slice(args);
+            serde_json::from_str(&o2o_output(sandbox, db, &all))
+                .unwrap_or_else(|e| fail(&format!("benchmark json: {e}")))
+        };
+        // Size the runs to about half a second each.
+        let probe = json(&["--iterations", "50", "--warmup", "10"]);
+        let mean = probe["queries"][0]["mean_ms"]
+            .as_f64()
+            .unwrap_or(1.0)
+            .max(0.01);
+        let n = ((500.0 / mean) as u64).clamp(100, 10_000);
+        let params: Vec<String> = probe["queries"][0]["params"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(raw_value)).collect())
+            .unwrap_or_default();
+        let script = pgbench_script(&q.sql, params.len());
+        let defines: Vec<String> = params
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("p{}={v}", i + 1))
+            .collect();
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        for _ in 0..opts.reps {
+            let r = json(&["--iterations", &n.to_string(), "--warmup", "20"]);
+            ours.push(r["queries"][0]["mean_ms"].as_f64().unwrap_or(f64::NAN));
+            theirs.push(pgbench(sandbox, db, &script, &defines, 1, 1, n, None).latency_ms);
+        }
+        let (o, p) = (median_f(&ours), median_f(&theirs));
+        let ratio = o / p;
+        if ratio > worst_latency.0 {
+            worst_latency = (ratio, q.name.clone());
+        }
+        table.push(Row {
+            what: format!("benchmark {} mean, 1 client (ms)", q.name),
+            o2o: format!("{o:.3}"),
+            peer: format!("{p:.3} (pgbench -M prepared)"),
+            ratio,
+            target: "≤ 1.05".into(),
+            met: ratio <= 1.05,
+        });
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        for _ in 0..opts.reps {
+            let r = json(&["--clients", "20", "--duration", "2s", "--warmup", "100"]);
+            ours.push(r["queries"][0]["qps"].as_f64().unwrap_or(f64::NAN));
+            theirs.push(pgbench(sandbox, db, &script, &defines, 20, 2, 0, Some(2)).tps);
+        }
+        let (o, p) = (median_f(&ours), median_f(&theirs));
+        if o / p < worst_tps.0 {
+            worst_tps = (o / p, q.name.clone());
+        }
+        table.push(Row {
+            what: format!("benchmark {} throughput, 20 clients (qps)", q.name),
+            o2o: format!("{o:.0}"),
+            peer: format!("{p:.0} (pgbench -c 20 -j 2)"),
+            ratio: o / p,
+            target: "≥ 0.95".into(),
+            met: o / p >= 0.95,
+        });
+    }
+    eprintln!(
+        "  worst latency ratio {:.3} ({}), worst throughput ratio {:.3} ({})",
+        worst_latency.0, worst_latency.1, worst_tps.0, worst_tps.1
+    );
+}
+
+/// `'x''y'::text` → `x'y`: the value pgbench binds for a -D variable.
+fn raw_value(literal: &str) -> String {
+    let body = literal.rsplit_once("::").map_or(literal, |(v, _)| v);
+    body.trim_matches('\'').replace("''", "'")
+}
+
+/// The suite's SQL with $n as pgbench variables :pn (bound as parameters under -M prepared).
+fn pgbench_script(sql: &str, params: usize) -> String {
+    let mut s = sql.to_string();
+    for i in (1..=params).rev() {
+        s = s.replace(&format!("${i}"), &format!(":p{i}"));
+    }
+    format!("{};\n", s.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// 4a. verify's wall time on the report's 93,728 orders (and the large size, in scaling).
+fn verify_time(sandbox: &Sandbox, db: &str, opts: &Options, table: &mut Rows) {
+    let times: Vec<Duration> = (0..opts.reps.max(3))
+        .map(|_| time(|| drop(o2o_output(sandbox, db, &["verify"]))))
+        .collect();
+    let t = median(&times);
+    table.push(Row {
+        what: "verify wall time, 93728 orders".into(),
+        o2o: format!("{:.0} ms", t.as_secs_f64() * 1000.0),
+        peer: "-".into(),
+        ratio: 1.0,
+        target: "< 1000 ms".into(),
+        met: t < Duration::from_secs(1),
+    });
 }
 
 /// 4b. How long `o2o-db --help` takes to start.

@@ -9,6 +9,8 @@ pub struct Options {
     pub reps: usize,
     pub orders: u64,
     pub with_10m: bool,
+    /// Run only these sections (seed, indexes, benchmark, verify, startup); empty: all.
+    pub only: Vec<String>,
 }
 
 impl Options {
@@ -17,6 +19,7 @@ impl Options {
             reps: 3,
             orders: 1_000_000,
             with_10m: false,
+            only: Vec::new(),
         };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
@@ -24,6 +27,10 @@ impl Options {
                 "--reps" => o.reps = number(args.next()),
                 "--orders" => o.orders = number(args.next()),
                 "--with-10m" => o.with_10m = true,
+                "--only" => o.only.push(
+                    args.next()
+                        .unwrap_or_else(|| fail("--only needs a section name")),
+                ),
                 "--bench" => {} // cargo bench passes this
                 other => fail(&format!(
                     "unknown option {other}; use --reps N, --orders N, --with-10m"
@@ -31,6 +38,10 @@ impl Options {
             }
         }
         o
+    }
+
+    pub fn wants(&self, section: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == section)
     }
 }
 
@@ -116,6 +127,12 @@ fn wait_with_rusage(pid: libc::pid_t) -> (i32, i64) {
     (libc::WEXITSTATUS(status), usage.ru_maxrss)
 }
 
+pub fn median_f(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 pub fn median(times: &[Duration]) -> Duration {
     let mut t = times.to_vec();
     t.sort();
@@ -157,4 +174,89 @@ impl Rows {
         }
         println!("{t}");
     }
+}
+
+/// What pgbench reported for one run.
+pub struct PgbenchResult {
+    pub latency_ms: f64,
+    pub tps: f64,
+}
+
+/// Runs pgbench with `script` (-M prepared, no vacuum) for `transactions`
+/// per client, or for `seconds` when given.
+pub fn pgbench(
+    sandbox: &Sandbox,
+    db: &str,
+    script: &str,
+    defines: &[String],
+    clients: u32,
+    jobs: u32,
+    transactions: u64,
+    seconds: Option<u64>,
+) -> PgbenchResult {
+    let file = sandbox
+        .root()
+        .join(format!("pgbench-{}.sql", std::process::id()));
+    std::fs::write(&file, script).unwrap_or_else(|e| fail(&format!("writing pgbench script: {e}")));
+    let mut cmd = Command::new(sandbox.bindir().join("pgbench"));
+    cmd.args(["-n", "-M", "prepared", "-h"])
+        .arg(sandbox.socket_dir())
+        .args(["-p", &sandbox.port().to_string(), "-U", "postgres"])
+        .args(["-c", &clients.to_string(), "-j", &jobs.to_string()]);
+    for d in defines {
+        cmd.arg("-D").arg(d);
+    }
+    match seconds {
+        Some(s) => cmd.args(["-T", &s.to_string()]),
+        None => cmd.args(["-t", &transactions.to_string()]),
+    };
+    let out = cmd
+        .arg("-f")
+        .arg(&file)
+        .arg(db)
+        .output()
+        .unwrap_or_else(|e| fail(&format!("cannot run pgbench: {e}")));
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        fail(&format!(
+            "pgbench failed: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let find = |prefix: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| fail(&format!("pgbench output has no `{prefix}`: {text}")))
+    };
+    PgbenchResult {
+        latency_ms: find("latency average ="),
+        tps: find("tps ="),
+    }
+}
+
+/// Runs o2o-db and returns its stdout (the report), failing the bench on exit 2.
+pub fn o2o_output(sandbox: &Sandbox, db: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_o2o-db"))
+        .arg("--database-url")
+        .arg(sandbox.url(db))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| fail(&format!("cannot run o2o-db: {e}")));
+    if out.status.code() == Some(2) {
+        fail(&format!(
+            "o2o-db {} could not run: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Times a closure.
+pub fn time(f: impl FnOnce()) -> Duration {
+    let started = Instant::now();
+    f();
+    started.elapsed()
 }
