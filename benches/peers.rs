@@ -203,7 +203,21 @@ fn benchmark_vs_pgbench(sandbox: &Sandbox, db: &str, opts: &Options, table: &mut
         for _ in 0..opts.reps {
             let r = json(&["--iterations", &n.to_string(), "--warmup", "20"]);
             ours.push(r["queries"][0]["mean_ms"].as_f64().unwrap_or(f64::NAN));
-            theirs.push(pgbench(sandbox, db, &script, &defines, 1, 1, n, None).latency_ms);
+            theirs.push(
+                pgbench(
+                    sandbox,
+                    db,
+                    &PgbenchRun {
+                        script: &script,
+                        defines: &defines,
+                        clients: 1,
+                        jobs: 1,
+                        transactions: n,
+                        seconds: None,
+                    },
+                )
+                .latency_ms,
+            );
         }
         let (o, p) = (median_f(&ours), median_f(&theirs));
         let ratio = o / p;
@@ -223,7 +237,21 @@ fn benchmark_vs_pgbench(sandbox: &Sandbox, db: &str, opts: &Options, table: &mut
         for _ in 0..opts.reps {
             let r = json(&["--clients", "20", "--duration", "2s", "--warmup", "100"]);
             ours.push(r["queries"][0]["qps"].as_f64().unwrap_or(f64::NAN));
-            theirs.push(pgbench(sandbox, db, &script, &defines, 20, 2, 0, Some(2)).tps);
+            theirs.push(
+                pgbench(
+                    sandbox,
+                    db,
+                    &PgbenchRun {
+                        script: &script,
+                        defines: &defines,
+                        clients: 20,
+                        jobs: 2,
+                        transactions: 0,
+                        seconds: Some(2),
+                    },
+                )
+                .tps,
+            );
         }
         let (o, p) = (median_f(&ours), median_f(&theirs));
         if o / p < worst_tps.0 {

@@ -182,18 +182,28 @@ pub struct PgbenchResult {
     pub tps: f64,
 }
 
-/// Runs pgbench with `script` (-M prepared, no vacuum) for `transactions`
-/// per client, or for `seconds` when given.
-pub fn pgbench(
-    sandbox: &Sandbox,
-    db: &str,
-    script: &str,
-    defines: &[String],
-    clients: u32,
-    jobs: u32,
-    transactions: u64,
-    seconds: Option<u64>,
-) -> PgbenchResult {
+/// One pgbench invocation: -M prepared, no vacuum.
+pub struct PgbenchRun<'a> {
+    pub script: &'a str,
+    /// -D name=value variables (bound as parameters under -M prepared).
+    pub defines: &'a [String],
+    pub clients: u32,
+    pub jobs: u32,
+    /// Transactions per client (-t), unless `seconds` (-T) is given.
+    pub transactions: u64,
+    pub seconds: Option<u64>,
+}
+
+/// Runs pgbench against `db`.
+pub fn pgbench(sandbox: &Sandbox, db: &str, run: &PgbenchRun<'_>) -> PgbenchResult {
+    let PgbenchRun {
+        script,
+        defines,
+        clients,
+        jobs,
+        transactions,
+        seconds,
+    } = *run;
     let file = sandbox
         .root()
         .join(format!("pgbench-{}.sql", std::process::id()));
