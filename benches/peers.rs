@@ -44,7 +44,7 @@ fn main() {
     table.print();
 }
 
-/// 1. o2o-db seed against psql \copy of the same rows from CSV (the server's ingest speed).
+/// Section 1. o2o-db seed against psql \copy of the same rows from CSV (the server's ingest speed).
 fn seed_vs_copy(sandbox: &Sandbox, opts: &Options, table: &mut Rows) {
     let n = opts.orders;
     // The CSV psql loads: exactly the rows o2o-db seed writes, exported once.
@@ -158,7 +158,7 @@ fn index_statements(concurrently: bool) -> Vec<String> {
         .collect()
 }
 
-/// 3. Every query of the suite: o2o-db's mean latency (one client) against
+/// Section 3. Every query of the suite: o2o-db's mean latency (one client) against
 /// pgbench -M prepared on the same SQL and the same bound values, and
 /// throughput with 20 clients against pgbench -c 20 -j 2.
 fn benchmark_vs_pgbench(sandbox: &Sandbox, db: &str, opts: &Options, table: &mut Rows) {
@@ -287,7 +287,7 @@ fn pgbench_script(sql: &str, params: usize) -> String {
     format!("{};\n", s.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
-/// 4a. verify's wall time on the report's 93,728 orders (and the large size, in scaling).
+/// Section 4a. verify's wall time on the report's 93,728 orders (and the large size, in scaling).
 fn verify_time(sandbox: &Sandbox, db: &str, opts: &Options, table: &mut Rows) {
     let times: Vec<Duration> = (0..opts.reps.max(3))
         .map(|_| time(|| drop(o2o_output(sandbox, db, &["verify"]))))
@@ -303,7 +303,7 @@ fn verify_time(sandbox: &Sandbox, db: &str, opts: &Options, table: &mut Rows) {
     });
 }
 
-/// 4b. How long `o2o-db --help` takes to start.
+/// Section 4b. How long `o2o-db --help` takes to start.
 fn startup(opts: &Options, table: &mut Rows) {
     let bin = env!("CARGO_BIN_EXE_o2o-db");
     let mut times = Vec::new();
