@@ -24,12 +24,13 @@ pub use summary::{CreateIndexesReport, IndexResult, Status, Summary};
 use crate::catalog::{IndexSet, IndexSpec};
 use crate::config::Config;
 use crate::db::describe_pg_error;
-use crate::index_state::{self, LiveIndex, State};
+use crate::index_state::{self, LiveIndex};
 use crate::report;
 use anyhow::{bail, Result};
 use executor::{Executor, RunOutcome};
 use options::SessionSettings;
 use plan::{Action, Planned};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -166,11 +167,12 @@ pub fn run_with(
     let outcome = executor.run(tasks, &mut control.client, &mut watcher);
 
     // Judge the result by what the server has now, not by what we meant to do.
-    let after = match index_state::inspect(&mut control.client, &set) {
+    let after = match built_indexes(&mut control.client, &set, &schema) {
         Ok(after) => Some(after),
         Err(e) => {
             notices.push(format!(
-                "could not re-check the indexes after building: {e:#}"
+                "could not re-check the indexes after building: {}",
+                describe_pg_error(&e)
             ));
             None
         }
@@ -178,7 +180,10 @@ pub fn run_with(
     let indexes: Vec<IndexResult> = planned
         .iter()
         .enumerate()
-        .map(|(i, p)| result_row(i, p, &outcome, after.as_ref().map(|a| &a[i]), &table_name))
+        .map(|(i, p)| {
+            let now = after.as_ref().map(|a| a.get(&p.spec.name).copied());
+            result_row(i, p, &outcome, now, &table_name)
+        })
         .collect();
     let built = indexes
         .iter()
@@ -328,7 +333,7 @@ fn result_row(
     id: usize,
     p: &Planned,
     outcome: &RunOutcome,
-    after: Option<&LiveIndex>,
+    after: Option<Option<(bool, i64)>>,
     table: &str,
 ) -> IndexResult {
     if let Some(done) = unbuilt_row(p, table) {
@@ -373,20 +378,43 @@ fn result_row(
     } else {
         Status::Rebuilt
     };
-    match after {
-        Some(now) if now.state != State::Matches => IndexResult {
-            duration_ms,
-            error: Some(format!(
-                "the build reported success, but the server now has it as {:?}",
-                now.state
-            )),
-            ..base
+    let problem = match after {
+        Some(None) => Some("the build reported success, but the server has no such index now"),
+        Some(Some((false, _))) => {
+            Some("the build reported success, but the server has it as INVALID")
+        }
+        _ => None,
+    };
+    IndexResult {
+        status: if problem.is_some() {
+            Status::Failed
+        } else {
+            status
         },
-        _ => IndexResult {
-            status,
-            duration_ms,
-            size_bytes: after.map_or(0, |a| a.size_bytes),
-            ..base
-        },
+        duration_ms,
+        size_bytes: after.flatten().map_or(0, |(_, size)| size),
+        error: problem.map(str::to_string),
+        ..base
     }
+}
+
+/// Valid (and ready) or not, and size, of each index of the set on the managed
+/// table now: one catalog query, cheap enough to run after every build.
+fn built_indexes(
+    client: &mut postgres::Client,
+    set: &IndexSet,
+    schema: &str,
+) -> Result<HashMap<String, (bool, i64)>, postgres::Error> {
+    let names: Vec<&str> = set.indexes.iter().map(|i| i.name.as_str()).collect();
+    let rows = client.query(
+        "SELECT c.relname::text, i.indisvalid AND i.indisready, pg_relation_size(c.oid) \
+         FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid \
+         WHERE c.relnamespace = $1::text::regnamespace AND c.relname = ANY($2) \
+           AND i.indrelid = to_regclass($3)",
+        &[&schema, &names, &set.table().qualified_table()],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect())
 }

@@ -12,7 +12,7 @@ use crate::commands::create_indexes::{interrupt, plan, progress, run_lock, sessi
 use crate::config::Config;
 use crate::index_state;
 use crate::report::{self, Outcome, Report};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::Serialize;
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
@@ -160,7 +160,18 @@ pub fn run_with(
             },
         )?;
         if acquired == run_lock::Acquired::Interrupted {
-            bail!("interrupted while waiting for the run lock; nothing was dropped");
+            let rows = chosen
+                .iter()
+                .map(|spec| DroppedIndex {
+                    name: spec.name.clone(),
+                    table: table_name.clone(),
+                    status: DropStatus::NotStarted,
+                    duration_ms: 0.0,
+                    size_bytes: 0,
+                    error: Some("interrupted while waiting for the run lock".into()),
+                })
+                .collect();
+            return Ok(assemble(rows, false, true, Vec::new()));
         }
     }
 
