@@ -27,6 +27,21 @@ fn managed_indexes(db: &TestDb) -> i64 {
     db.scalar_i64("SELECT count(*) FROM pg_indexes WHERE tablename = 'orders' AND indexname LIKE 'idx_orders_%'")
 }
 
+/// No managed index at all, so none INVALID either.
+fn assert_nothing_left(db: &TestDb) {
+    assert_eq!(invalid_indexes(db), 0, "an INVALID index was left behind");
+    assert_eq!(managed_indexes(db), 0);
+}
+
+/// Every index of the built-in set is on the server as defined.
+fn all_builtin_match(db: &TestDb) -> bool {
+    let set = o2o_db::catalog::IndexSet::builtin().unwrap();
+    inspect(&mut db.client(), &set)
+        .unwrap()
+        .iter()
+        .all(|l| l.state == State::Matches)
+}
+
 /// A two-index file, so the lock tests stay short.
 fn two_index_file() -> tempfile::NamedTempFile {
     let f = tempfile::Builder::new().suffix(".sql").tempfile().unwrap();
@@ -83,11 +98,7 @@ fn fresh_database_gets_eleven_created_then_eleven_skipped() {
     assert_eq!(managed_indexes(&db), 11);
     assert_eq!(invalid_indexes(&db), 0);
     // The server agrees, by definition.
-    let set = o2o_db::catalog::IndexSet::builtin().unwrap();
-    assert!(inspect(&mut db.client(), &set)
-        .unwrap()
-        .iter()
-        .all(|l| l.state == State::Matches));
+    assert!(all_builtin_match(&db));
 
     // Second run, through the binary: 11 skipped, JSON as the issue specifies, exit 0.
     let out = db
@@ -268,26 +279,54 @@ fn a_drifted_index_is_reported_and_replaced_only_on_request() {
     assert!(def(&db).ends_with("USING btree (channel)"), "{}", def(&db));
 }
 
-#[test]
-fn a_locked_table_fails_within_the_lock_timeout_naming_the_blocker() {
-    let db = TestDb::seeded("ci_locked", ORDERS);
+/// A run on the two-index file (1s lock timeout) while another session,
+/// kept open, has run `blocker_sql`.
+struct Blocked {
+    db: TestDb,
+    blocker: postgres::Client,
+    blocker_pid: i32,
+    args: CreateIndexesArgs,
+    report: create_indexes::CreateIndexesReport,
+    _file: tempfile::NamedTempFile,
+}
+
+fn run_blocked(label: &str, blocker_sql: &str, retries: u32) -> Blocked {
+    let db = TestDb::seeded(label, ORDERS);
     let file = two_index_file();
     let mut blocker = db.client();
     let blocker_pid: i32 = blocker
         .query_one("SELECT pg_backend_pid()", &[])
         .unwrap()
         .get(0);
-    blocker
-        .batch_execute(
-            "SET application_name = 'nightly-report'; BEGIN; LOCK TABLE orders IN SHARE MODE",
-        )
-        .unwrap();
-
+    blocker.batch_execute(blocker_sql).unwrap();
     let args = CreateIndexesArgs {
-        session: short_locks(file.path(), 1),
+        session: short_locks(file.path(), retries),
         ..CreateIndexesArgs::default()
     };
-    let r = create(&db, &args);
+    let report = create(&db, &args);
+    Blocked {
+        db,
+        blocker,
+        blocker_pid,
+        args,
+        report,
+        _file: file,
+    }
+}
+
+#[test]
+fn a_locked_table_fails_within_the_lock_timeout_naming_the_blocker() {
+    let Blocked {
+        db,
+        mut blocker,
+        blocker_pid,
+        report: r,
+        ..
+    } = run_blocked(
+        "ci_locked",
+        "SET application_name = 'nightly-report'; BEGIN; LOCK TABLE orders IN SHARE MODE",
+        1,
+    );
     assert_eq!(r.outcome(), Outcome::Findings);
     assert_eq!((r.summary.failed, r.summary.created), (1, 0));
     let first = &r.indexes[0];
@@ -315,51 +354,49 @@ fn a_locked_table_fails_within_the_lock_timeout_naming_the_blocker() {
         "{:?}",
         r.notices
     );
-    assert_eq!(invalid_indexes(&db), 0);
-    assert_eq!(managed_indexes(&db), 0);
+    assert_nothing_left(&db);
     blocker.batch_execute("COMMIT").unwrap();
 }
 
 #[test]
 fn a_build_stalled_by_an_old_snapshot_leaves_nothing_invalid() {
-    let db = TestDb::seeded("ci_snapshot", ORDERS);
-    let file = two_index_file();
     // A snapshot older than the build: CREATE INDEX CONCURRENTLY creates the
     // index, builds it, then waits for this transaction and times out.
-    let mut holder = db.client();
-    holder
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
-        .unwrap();
-    let args = CreateIndexesArgs {
-        session: short_locks(file.path(), 0),
-        ..CreateIndexesArgs::default()
-    };
-    let r = create(&db, &args);
+    let Blocked {
+        db,
+        mut blocker,
+        report: r,
+        ..
+    } = run_blocked(
+        "ci_snapshot",
+        "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1",
+        0,
+    );
     let error = r.indexes[0].error.as_deref().unwrap();
     assert!(error.contains("lock timeout"), "{error}");
     assert!(
         error.contains("its INVALID leftover was dropped"),
         "{error}"
     );
-    assert_eq!(invalid_indexes(&db), 0);
-    assert_eq!(managed_indexes(&db), 0);
-    holder.batch_execute("COMMIT").unwrap();
+    assert_nothing_left(&db);
+    blocker.batch_execute("COMMIT").unwrap();
 }
 
 #[test]
 fn a_leftover_that_cannot_be_dropped_is_reported_and_rebuilt_next_run() {
-    let db = TestDb::seeded("ci_leftover", ORDERS);
-    let file = two_index_file();
     // An open writer blocks the build after it created its catalog entry, and the drop as well.
-    let mut writer = db.client();
-    writer
-        .batch_execute("BEGIN; UPDATE orders SET scene = scene WHERE order_id = 1")
-        .unwrap();
-    let args = CreateIndexesArgs {
-        session: short_locks(file.path(), 0),
-        ..CreateIndexesArgs::default()
-    };
-    let r = create(&db, &args);
+    let Blocked {
+        db,
+        mut blocker,
+        args,
+        report: r,
+        _file: _index_file_used_again,
+        ..
+    } = run_blocked(
+        "ci_leftover",
+        "BEGIN; UPDATE orders SET scene = scene WHERE order_id = 1",
+        0,
+    );
     let error = r.indexes[0].error.as_deref().unwrap();
     assert!(error.contains("could not be dropped either"), "{error}");
     assert!(
@@ -371,7 +408,7 @@ fn a_leftover_that_cannot_be_dropped_is_reported_and_rebuilt_next_run() {
         "names the writer: {error}"
     );
     assert_eq!(invalid_indexes(&db), 1);
-    writer.batch_execute("COMMIT").unwrap();
+    blocker.batch_execute("COMMIT").unwrap();
 
     let r = create(&db, &args);
     assert_eq!(
@@ -406,7 +443,12 @@ fn a_second_run_meets_the_run_lock() {
     let key = run_lock::key("public", "orders");
     wait_until(
         &db,
-        &format!("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = ({key}::int8 & 4294967295)::oid)"),
+        // Advisory locks are per database: other tests' runs hold the same key elsewhere.
+        &format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND objid = ({key}::int8 & 4294967295)::oid)"
+        ),
     );
     let out = db
         .cmd()
@@ -519,11 +561,7 @@ fn jobs_two_builds_the_same_set_with_plain_builds() {
     let r = create(&db, &args);
     assert_eq!((r.summary.created, r.summary.failed), (11, 0), "{r:?}");
     assert!(r.sql.iter().all(|s| !s.contains("CONCURRENTLY")));
-    let set = o2o_db::catalog::IndexSet::builtin().unwrap();
-    assert!(inspect(&mut db.client(), &set)
-        .unwrap()
-        .iter()
-        .all(|l| l.state == State::Matches));
+    assert!(all_builtin_match(&db));
 
     // Concurrent builds of one table cannot overlap: refused with the reason.
     let out = db
@@ -552,7 +590,7 @@ fn ctrl_c_cancels_the_running_build_and_cleans_up() {
         .unwrap();
     wait_until(
         &db,
-        "SELECT EXISTS (SELECT 1 FROM pg_stat_progress_create_index WHERE phase = 'waiting for old snapshots')",
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_progress_create_index WHERE datname = current_database() AND phase = 'waiting for old snapshots')",
     );
     assert_eq!(invalid_indexes(&db), 1);
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -565,8 +603,7 @@ fn ctrl_c_cancels_the_running_build_and_cleans_up() {
         "{text}"
     );
     assert!(text.contains("not started"), "{text}");
-    assert_eq!(invalid_indexes(&db), 0);
-    assert_eq!(managed_indexes(&db), 0);
+    assert_nothing_left(&db);
     holder.batch_execute("COMMIT").unwrap();
 }
 

@@ -93,17 +93,11 @@ pub fn run_with(
             ));
         }
     } else {
-        let acquired = run_lock::acquire(
+        let acquired = run_lock::take(
             &mut control.client,
-            key,
-            &table_name,
+            (&schema, &table),
             args.session.wait,
             interrupt,
-            |h| {
-                report::notice(&format!(
-                    "waiting for the index run on {table_name} held by {h}"
-                ))
-            },
         )?;
         if acquired == run_lock::Acquired::Interrupted {
             return Ok(not_started(

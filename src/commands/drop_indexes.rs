@@ -8,6 +8,7 @@
 use crate::catalog::{IndexSet, IndexSpec};
 use crate::commands::create_indexes::executor::{Executor, Task};
 use crate::commands::create_indexes::options::{SessionArgs, SessionSettings};
+use crate::commands::create_indexes::summary::{duration_cell, size_cell, write_sql};
 use crate::commands::create_indexes::{interrupt, plan, progress, run_lock, session};
 use crate::config::Config;
 use crate::index_state;
@@ -82,16 +83,8 @@ impl Report for DropIndexesReport {
             t.add_row([
                 i.name.clone(),
                 status.to_string(),
-                if i.duration_ms > 0.0 {
-                    report::ms(i.duration_ms)
-                } else {
-                    "-".into()
-                },
-                if i.size_bytes > 0 {
-                    report::size_pretty(i.size_bytes)
-                } else {
-                    "-".into()
-                },
+                duration_cell(i.duration_ms),
+                size_cell(i.size_bytes),
             ]);
         }
         writeln!(w, "{t}")?;
@@ -112,11 +105,8 @@ impl Report for DropIndexesReport {
         for i in self.indexes.iter().filter(|i| i.error.is_some()) {
             writeln!(w, "{}: {}", i.name, i.error.as_deref().unwrap_or(""))?;
         }
-        if self.dry_run && !self.sql.is_empty() {
-            writeln!(w, "-- the SQL it would run:")?;
-            for sql in &self.sql {
-                writeln!(w, "{sql};")?;
-            }
+        if self.dry_run {
+            write_sql(w, "the SQL it would run", &self.sql)?;
         }
         Ok(())
     }
@@ -147,17 +137,11 @@ pub fn run_with(
     let table_name = format!("{schema}.{table}");
     let key = run_lock::key(&schema, &table);
     if !args.session.dry_run {
-        let acquired = run_lock::acquire(
+        let acquired = run_lock::take(
             &mut control.client,
-            key,
-            &table_name,
+            (&schema, &table),
             args.session.wait,
             interrupt,
-            |h| {
-                report::notice(&format!(
-                    "waiting for the index run on {table_name} held by {h}"
-                ))
-            },
         )?;
         if acquired == run_lock::Acquired::Interrupted {
             let rows = chosen

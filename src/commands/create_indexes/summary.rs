@@ -110,21 +110,12 @@ impl Report for CreateIndexesReport {
         let mut t = report::table();
         t.set_header(["index", "columns", "status", "duration ms", "size"]);
         for i in &self.indexes {
-            let timed = i.duration_ms > 0.0;
             t.add_row([
                 i.name.clone(),
                 i.columns.clone(),
                 i.status.label().to_string(),
-                if timed {
-                    report::ms(i.duration_ms)
-                } else {
-                    "-".into()
-                },
-                if i.size_bytes > 0 {
-                    report::size_pretty(i.size_bytes)
-                } else {
-                    "-".into()
-                },
+                duration_cell(i.duration_ms),
+                size_cell(i.size_bytes),
             ]);
         }
         writeln!(w, "{t}")?;
@@ -163,11 +154,12 @@ impl Report for CreateIndexesReport {
         if self.interrupted {
             writeln!(w, "interrupted: the rows above show how far the run got")?;
         }
-        if self.dry_run && !self.sql.is_empty() {
-            writeln!(w, "-- the SQL it would run ({}):", self.how)?;
-            for sql in &self.sql {
-                writeln!(w, "{sql};")?;
-            }
+        if self.dry_run {
+            write_sql(
+                w,
+                &format!("the SQL it would run ({})", self.how),
+                &self.sql,
+            )?;
         }
         Ok(())
     }
@@ -179,4 +171,34 @@ impl Report for CreateIndexesReport {
             Outcome::from_findings(self.summary.failed > 0 || self.summary.drifted > 0)
         }
     }
+}
+
+/// A duration cell: milliseconds, or "-" for what did not run.
+pub fn duration_cell(ms: f64) -> String {
+    if ms > 0.0 {
+        report::ms(ms)
+    } else {
+        "-".into()
+    }
+}
+
+/// A size cell: pg_size_pretty-like, or "-" for nothing.
+pub fn size_cell(bytes: i64) -> String {
+    if bytes > 0 {
+        report::size_pretty(bytes)
+    } else {
+        "-".into()
+    }
+}
+
+/// A dry run's statements, ready to paste into psql (one statement each, no transaction).
+pub fn write_sql(w: &mut dyn Write, title: &str, sql: &[String]) -> Result<()> {
+    if sql.is_empty() {
+        return Ok(());
+    }
+    writeln!(w, "-- {title}:")?;
+    for statement in sql {
+        writeln!(w, "{statement};")?;
+    }
+    Ok(())
 }
