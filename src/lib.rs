@@ -33,12 +33,16 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Completions(args) => commands::shell::completions(args, out),
         Command::Man => commands::shell::man(out),
         Command::Seed(args) => report::emit(&commands::seed::run(&config()?, args)?, format, out),
-        Command::CreateIndexes(args) => report::emit(
-            &commands::create_indexes::run(&config()?, args)?,
-            format,
-            out,
-        ),
+        Command::CreateIndexes(args) => {
+            commands::create_indexes::interrupt::install_or_warn();
+            report::emit(
+                &commands::create_indexes::run(&config()?, args)?,
+                format,
+                out,
+            )
+        }
         Command::DropIndexes(args) => {
+            commands::create_indexes::interrupt::install_or_warn();
             report::emit(&commands::drop_indexes::run(&config()?, args)?, format, out)
         }
         Command::Verify(args) => {

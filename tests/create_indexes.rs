@@ -1,1 +1,756 @@
-// create_indexes: tests arrive with the subcommand.
+// create-indexes and drop-indexes on a real server: created/skipped/rebuilt/
+// drifted by definition, lock timeouts that name the blocker and leave nothing
+// INVALID, the run lock, dry runs, parallel plain builds, Ctrl-C, bad files.
+
+use crate::support::{self, TestDb};
+use o2o_db::commands::create_indexes::{self, run_lock, CreateIndexesArgs, SessionArgs, Status};
+use o2o_db::commands::drop_indexes::{self, DropIndexesArgs, DropStatus};
+use o2o_db::config::HumanDuration;
+use o2o_db::index_state::{inspect, State};
+use o2o_db::report::{Outcome, Report};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+const ORDERS: u64 = 3000;
+
+fn create(db: &TestDb, args: &CreateIndexesArgs) -> create_indexes::CreateIndexesReport {
+    create_indexes::run_with(&db.config(), args, &AtomicBool::new(false)).expect("create-indexes")
+}
+
+fn invalid_indexes(db: &TestDb) -> i64 {
+    db.scalar_i64(
+        "SELECT count(*) FROM pg_index WHERE indrelid = 'orders'::regclass AND NOT (indisvalid AND indisready)",
+    )
+}
+
+fn managed_indexes(db: &TestDb) -> i64 {
+    db.scalar_i64("SELECT count(*) FROM pg_indexes WHERE tablename = 'orders' AND indexname LIKE 'idx_orders_%'")
+}
+
+/// No managed index at all, so none INVALID either.
+fn assert_nothing_left(db: &TestDb) {
+    assert_eq!(invalid_indexes(db), 0, "an INVALID index was left behind");
+    assert_eq!(managed_indexes(db), 0);
+}
+
+/// Every index of the built-in set is on the server as defined.
+fn all_builtin_match(db: &TestDb) -> bool {
+    let set = o2o_db::catalog::IndexSet::builtin().unwrap();
+    inspect(&mut db.client(), &set)
+        .unwrap()
+        .iter()
+        .all(|l| l.state == State::Matches)
+}
+
+/// A two-index file, so the lock tests stay short.
+fn two_index_file() -> tempfile::NamedTempFile {
+    let f = tempfile::Builder::new().suffix(".sql").tempfile().unwrap();
+    std::fs::write(
+        f.path(),
+        "CREATE INDEX idx_orders_channel ON orders (channel);\nCREATE INDEX idx_orders_scene ON orders (scene);\n",
+    )
+    .unwrap();
+    f
+}
+
+fn short_locks(file: &std::path::Path, retries: u32) -> SessionArgs {
+    SessionArgs {
+        indexes: Some(file.to_path_buf()),
+        lock_timeout: Some(HumanDuration(Duration::from_secs(1))),
+        lock_retries: Some(retries),
+        ..SessionArgs::default()
+    }
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", support::stdout(out), support::stderr(out)))
+}
+
+/// Waits (up to a minute) until `sql` returns true.
+fn wait_until(db: &TestDb, sql: &str) {
+    let mut c = db.client();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !c.query_one(sql, &[]).unwrap().get::<_, bool>(0) {
+        assert!(Instant::now() < deadline, "timed out waiting for: {sql}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn fresh_database_gets_eleven_created_then_eleven_skipped() {
+    let db = TestDb::seeded("ci_fresh", ORDERS);
+    let first = create(&db, &CreateIndexesArgs::default());
+    let s = &first.summary;
+    assert_eq!(
+        (s.total, s.created, s.skipped, s.failed),
+        (11, 11, 0, 0),
+        "{first:?}"
+    );
+    assert!(first.analyzed);
+    assert_eq!(first.outcome(), Outcome::Clean);
+    assert!(first
+        .indexes
+        .iter()
+        .all(|i| i.size_bytes > 0 && i.duration_ms > 0.0));
+    assert_eq!(first.indexes[0].table, "public.orders");
+    assert!(first.sql[0].starts_with("CREATE INDEX CONCURRENTLY \"idx_orders_store_date\""));
+    assert_eq!(managed_indexes(&db), 11);
+    assert_eq!(invalid_indexes(&db), 0);
+    // The server agrees, by definition.
+    assert!(all_builtin_match(&db));
+
+    // Second run, through the binary: 11 skipped, JSON as the issue specifies, exit 0.
+    let out = db
+        .cmd()
+        .args(["--format", "json", "create-indexes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let v = json(&out);
+    assert_eq!(
+        v["summary"],
+        serde_json::json!({"total": 11, "created": 0, "skipped": 11, "rebuilt": 0, "drifted": 0, "failed": 0})
+    );
+    let first_index = v["indexes"][0].as_object().unwrap();
+    let mut keys: Vec<&str> = first_index.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "definition",
+            "duration_ms",
+            "error",
+            "name",
+            "size_bytes",
+            "status",
+            "table"
+        ]
+    );
+    assert_eq!(first_index["status"], "skipped");
+    assert!(first_index["definition"]
+        .as_str()
+        .unwrap()
+        .ends_with("USING btree (store_name, date)"));
+    assert_eq!(v["analyzed"], false, "nothing built, nothing to analyze");
+
+    // The table form has the report's totals line.
+    let out = db.cmd().arg("create-indexes").output().unwrap();
+    let text = support::stdout(&out);
+    assert!(
+        text.contains("total 11 / created 0 / skipped 11 / rebuilt 0 / drifted 0 / failed 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("idx_orders_date_desc") && text.contains("date DESC"),
+        "{text}"
+    );
+}
+
+#[test]
+fn one_dropped_index_is_created_again() {
+    let db = TestDb::seeded("ci_one_dropped", ORDERS);
+    create(&db, &CreateIndexesArgs::default());
+    let out = db
+        .cmd()
+        .args(["--format", "json", "drop-indexes", "idx_orders_scene"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["summary"]["dropped"], 1);
+    assert_eq!(v["indexes"][0]["status"], "dropped");
+    assert!(v["indexes"][0]["size_bytes"].as_i64().unwrap() > 0);
+    assert_eq!(managed_indexes(&db), 10);
+
+    let r = create(&db, &CreateIndexesArgs::default());
+    assert_eq!((r.summary.created, r.summary.skipped), (1, 10));
+    let scene = r
+        .indexes
+        .iter()
+        .find(|i| i.name == "idx_orders_scene")
+        .unwrap();
+    assert_eq!(scene.status, Status::Created);
+    assert_eq!(managed_indexes(&db), 11);
+}
+
+#[test]
+fn an_invalid_index_is_rebuilt() {
+    let db = TestDb::seeded("ci_invalid", ORDERS);
+    // A failed concurrent build leaves an INVALID index under a managed name.
+    let err = db
+        .client()
+        .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY idx_orders_scene ON orders (scene)")
+        .unwrap_err();
+    assert!(err.as_db_error().is_some());
+    assert_eq!(invalid_indexes(&db), 1);
+
+    let r = create(&db, &CreateIndexesArgs::default());
+    assert_eq!(
+        (r.summary.created, r.summary.rebuilt, r.summary.failed),
+        (10, 1, 0)
+    );
+    let scene = r
+        .indexes
+        .iter()
+        .find(|i| i.name == "idx_orders_scene")
+        .unwrap();
+    assert_eq!(scene.status, Status::Rebuilt);
+    assert!(r.sql.contains(
+        &"DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"idx_orders_scene\"".to_string()
+    ));
+    assert_eq!(invalid_indexes(&db), 0);
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM pg_index WHERE indexrelid = 'idx_orders_scene'::regclass AND NOT indisunique"),
+        1
+    );
+}
+
+#[test]
+fn a_drifted_index_is_reported_and_replaced_only_on_request() {
+    let db = TestDb::seeded("ci_drifted", ORDERS);
+    db.client()
+        .batch_execute("CREATE INDEX idx_orders_channel ON orders (channel, scene)")
+        .unwrap();
+    let out = db
+        .cmd()
+        .args(["--format", "json", "create-indexes"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "drifted is a finding: {}",
+        support::stderr(&out)
+    );
+    let v = json(&out);
+    assert_eq!(v["summary"]["drifted"], 1);
+    assert_eq!(v["summary"]["created"], 10);
+    let ch = v["indexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "idx_orders_channel")
+        .unwrap();
+    assert_eq!(ch["status"], "drifted");
+    assert!(
+        ch["error"].as_str().unwrap().contains("(channel, scene)"),
+        "{ch}"
+    );
+    assert!(
+        ch["definition"]
+            .as_str()
+            .unwrap()
+            .ends_with("USING btree (channel)"),
+        "{ch}"
+    );
+    // Left alone.
+    let def = |db: &TestDb| -> String {
+        db.client()
+            .query_one(
+                "SELECT pg_get_indexdef('idx_orders_channel'::regclass)",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    assert!(def(&db).ends_with("(channel, scene)"));
+    let text = support::stdout(&db.cmd().arg("create-indexes").output().unwrap());
+    assert!(
+        text.contains("idx_orders_channel drifted: defined differently on the server"),
+        "{text}"
+    );
+    assert!(text.contains("expected: CREATE INDEX"), "{text}");
+
+    let out = db
+        .cmd()
+        .args(["--format", "json", "create-indexes", "--replace-drifted"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let v = json(&out);
+    assert_eq!(
+        (
+            v["summary"]["rebuilt"].as_i64(),
+            v["summary"]["drifted"].as_i64()
+        ),
+        (Some(1), Some(0))
+    );
+    assert!(def(&db).ends_with("USING btree (channel)"), "{}", def(&db));
+}
+
+/// A run on the two-index file (1s lock timeout) while another session,
+/// kept open, has run `blocker_sql`.
+struct Blocked {
+    db: TestDb,
+    blocker: postgres::Client,
+    blocker_pid: i32,
+    args: CreateIndexesArgs,
+    report: create_indexes::CreateIndexesReport,
+    _file: tempfile::NamedTempFile,
+}
+
+fn run_blocked(label: &str, blocker_sql: &str, retries: u32) -> Blocked {
+    let db = TestDb::seeded(label, ORDERS);
+    let file = two_index_file();
+    let mut blocker = db.client();
+    let blocker_pid: i32 = blocker
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    blocker.batch_execute(blocker_sql).unwrap();
+    let args = CreateIndexesArgs {
+        session: short_locks(file.path(), retries),
+        ..CreateIndexesArgs::default()
+    };
+    let report = create(&db, &args);
+    Blocked {
+        db,
+        blocker,
+        blocker_pid,
+        args,
+        report,
+        _file: file,
+    }
+}
+
+#[test]
+fn a_locked_table_fails_within_the_lock_timeout_naming_the_blocker() {
+    let Blocked {
+        db,
+        mut blocker,
+        blocker_pid,
+        report: r,
+        ..
+    } = run_blocked(
+        "ci_locked",
+        "SET application_name = 'nightly-report'; BEGIN; LOCK TABLE orders IN SHARE MODE",
+        1,
+    );
+    assert_eq!(r.outcome(), Outcome::Findings);
+    assert_eq!((r.summary.failed, r.summary.created), (1, 0));
+    let first = &r.indexes[0];
+    assert_eq!(first.status, Status::Failed);
+    let error = first.error.as_deref().unwrap();
+    assert!(error.contains("lock timeout"), "{error}");
+    assert!(error.contains("(after 1 retry)"), "{error}");
+    assert!(
+        error.contains(&format!("pid {blocker_pid} (nightly-report")),
+        "{error}"
+    );
+    assert!(error.contains("LOCK TABLE orders IN SHARE MODE"), "{error}");
+    // One lock failure stops the run: the next build would queue behind the same blocker.
+    assert_eq!(r.indexes[1].status, Status::NotStarted);
+    assert!(r.indexes[1]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("idx_orders_channel could not get its lock"));
+    // The open transaction was named before starting.
+    assert!(
+        r.notices
+            .iter()
+            .any(|n| n.contains(&format!("pid {blocker_pid}"))),
+        "{:?}",
+        r.notices
+    );
+    assert_nothing_left(&db);
+    blocker.batch_execute("COMMIT").unwrap();
+}
+
+#[test]
+fn a_build_stalled_by_an_old_snapshot_leaves_nothing_invalid() {
+    // A snapshot older than the build: CREATE INDEX CONCURRENTLY creates the
+    // index, builds it, then waits for this transaction and times out.
+    let Blocked {
+        db,
+        mut blocker,
+        report: r,
+        ..
+    } = run_blocked(
+        "ci_snapshot",
+        "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1",
+        0,
+    );
+    let error = r.indexes[0].error.as_deref().unwrap();
+    assert!(error.contains("lock timeout"), "{error}");
+    assert!(
+        error.contains("its INVALID leftover was dropped"),
+        "{error}"
+    );
+    assert_nothing_left(&db);
+    blocker.batch_execute("COMMIT").unwrap();
+}
+
+#[test]
+fn a_leftover_that_cannot_be_dropped_is_reported_and_rebuilt_next_run() {
+    // An open writer blocks the build after it created its catalog entry, and the drop as well.
+    let Blocked {
+        db,
+        mut blocker,
+        args,
+        report: r,
+        _file: _index_file_used_again,
+        ..
+    } = run_blocked(
+        "ci_leftover",
+        "BEGIN; UPDATE orders SET scene = scene WHERE order_id = 1",
+        0,
+    );
+    let error = r.indexes[0].error.as_deref().unwrap();
+    assert!(error.contains("could not be dropped either"), "{error}");
+    assert!(
+        error.contains("DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"idx_orders_channel\""),
+        "{error}"
+    );
+    assert!(
+        error.contains("UPDATE orders SET scene"),
+        "names the writer: {error}"
+    );
+    assert_eq!(invalid_indexes(&db), 1);
+    blocker.batch_execute("COMMIT").unwrap();
+
+    let r = create(&db, &args);
+    assert_eq!(
+        (r.summary.rebuilt, r.summary.created, r.summary.failed),
+        (1, 1, 0),
+        "{r:?}"
+    );
+    assert_eq!(invalid_indexes(&db), 0);
+}
+
+#[test]
+fn a_second_run_meets_the_run_lock() {
+    let db = TestDb::seeded("ci_run_lock", ORDERS);
+    let file = two_index_file();
+    // The first run is held up by a lock on the table, long enough to meet it.
+    let mut blocker = db.client();
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE orders IN SHARE MODE")
+        .unwrap();
+    let config = db.config();
+    let args = CreateIndexesArgs {
+        session: SessionArgs {
+            indexes: Some(file.path().to_path_buf()),
+            lock_timeout: Some(HumanDuration(Duration::from_secs(120))),
+            ..SessionArgs::default()
+        },
+        ..CreateIndexesArgs::default()
+    };
+    let first = std::thread::spawn(move || {
+        create_indexes::run_with(&config, &args, &AtomicBool::new(false)).unwrap()
+    });
+    let key = run_lock::key("public", "orders");
+    wait_until(
+        &db,
+        // Advisory locks are per database: other tests' runs hold the same key elsewhere.
+        &format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND objid = ({key}::int8 & 4294967295)::oid)"
+        ),
+    );
+    let out = db
+        .cmd()
+        .arg("create-indexes")
+        .arg("--indexes")
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = support::stderr(&out);
+    assert!(
+        err.contains("another index run on public.orders is in progress"),
+        "{err}"
+    );
+    assert!(
+        err.contains("(o2o-db-test create-indexes, connected since"),
+        "{err}"
+    );
+    assert!(err.contains("--wait"), "{err}");
+    // drop-indexes takes the same lock.
+    let out = db.cmd().arg("drop-indexes").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
+
+    // With --wait, a second run waits for the first and then finds nothing to do.
+    let mut waiting = std_cmd(&db)
+        .args(["--format", "json", "create-indexes", "--wait", "--indexes"])
+        .arg(file.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "--wait returned while the lock was held"
+    );
+    blocker.batch_execute("COMMIT").unwrap();
+    let first = first.join().unwrap();
+    assert_eq!(first.summary.created, 2, "{first:?}");
+    let out = waiting.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json(&out)["summary"]["skipped"], 2);
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let db = TestDb::seeded("ci_dry_run", ORDERS);
+    db.client()
+        .batch_execute("CREATE INDEX idx_orders_store_name ON orders (store_name)")
+        .unwrap();
+    let _ = db
+        .client()
+        .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY idx_orders_scene ON orders (scene)");
+    let before = db.scalar_i64("SELECT count(*) FROM pg_indexes WHERE tablename = 'orders'");
+    let out = db
+        .cmd()
+        .args(["create-indexes", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let text = support::stdout(&out);
+    assert!(
+        text.contains("dry run, nothing changed: total 11 / created 9 / skipped 1 / rebuilt 1"),
+        "{text}"
+    );
+    assert!(text.contains("CREATE INDEX CONCURRENTLY \"idx_orders_store_date\" ON \"public\".\"orders\" (store_name, date);"), "{text}");
+    assert!(
+        text.contains("DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"idx_orders_scene\";"),
+        "{text}"
+    );
+    assert!(text.contains("ANALYZE \"public\".\"orders\";"), "{text}");
+    assert!(text.contains("lock_timeout 1m"), "{text}");
+    let out = db
+        .cmd()
+        .args([
+            "--format",
+            "json",
+            "create-indexes",
+            "--dry-run",
+            "--no-concurrently",
+        ])
+        .output()
+        .unwrap();
+    let v = json(&out);
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(v["indexes"][0]["status"], "would_create");
+    assert_eq!(
+        v["sql"][0],
+        "CREATE INDEX \"idx_orders_store_date\" ON \"public\".\"orders\" (store_name, date)"
+    );
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM pg_indexes WHERE tablename = 'orders'"),
+        before
+    );
+    assert_eq!(invalid_indexes(&db), 1, "the INVALID index is still there");
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'orders' AND analyze_count > 1"),
+        0,
+        "no ANALYZE ran"
+    );
+}
+
+#[test]
+fn jobs_two_builds_the_same_set_with_plain_builds() {
+    let db = TestDb::seeded("ci_jobs", ORDERS);
+    let args = CreateIndexesArgs {
+        no_concurrently: true,
+        jobs: 2,
+        ..CreateIndexesArgs::default()
+    };
+    let r = create(&db, &args);
+    assert_eq!((r.summary.created, r.summary.failed), (11, 0), "{r:?}");
+    assert!(r.sql.iter().all(|s| !s.contains("CONCURRENTLY")));
+    assert!(all_builtin_match(&db));
+
+    // Concurrent builds of one table cannot overlap: refused with the reason.
+    let out = db
+        .cmd()
+        .args(["create-indexes", "--jobs", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(support::stderr(&out).contains("--jobs 2 needs --no-concurrently"));
+}
+
+#[test]
+fn ctrl_c_cancels_the_running_build_and_cleans_up() {
+    let db = TestDb::seeded("ci_ctrl_c", ORDERS);
+    // An old snapshot keeps the first concurrent build waiting after it has
+    // created its (INVALID) catalog entry: Ctrl-C must cancel it and drop that.
+    let mut holder = db.client();
+    holder
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
+        .unwrap();
+    let child = std_cmd(&db)
+        .args(["create-indexes", "--lock-timeout", "10m"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(
+        &db,
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_progress_create_index WHERE datname = current_database() AND phase = 'waiting for old snapshots')",
+    );
+    assert_eq!(invalid_indexes(&db), 1);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", support::stderr(&out));
+    let text = support::stdout(&out);
+    assert!(text.contains("interrupted"), "{text}");
+    assert!(
+        text.contains("cancelled by Ctrl-C; its INVALID leftover was dropped"),
+        "{text}"
+    );
+    assert!(text.contains("not started"), "{text}");
+    assert_nothing_left(&db);
+    holder.batch_execute("COMMIT").unwrap();
+}
+
+#[test]
+fn drop_indexes_drops_managed_indexes_only() {
+    let db = TestDb::seeded("ci_drop", ORDERS);
+    create(&db, &CreateIndexesArgs::default());
+    let config = db.config();
+    let flag = AtomicBool::new(false);
+    // An unknown name is refused before anything happens, listing the managed ones.
+    let err = drop_indexes::run_with(
+        &config,
+        &DropIndexesArgs {
+            names: vec!["orders_pkey".into()],
+            ..DropIndexesArgs::default()
+        },
+        &flag,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("orders_pkey is not a managed index") && err.contains("idx_orders_store_date"),
+        "{err}"
+    );
+
+    let dry = drop_indexes::run_with(
+        &config,
+        &DropIndexesArgs {
+            session: SessionArgs {
+                dry_run: true,
+                ..SessionArgs::default()
+            },
+            ..DropIndexesArgs::default()
+        },
+        &flag,
+    )
+    .unwrap();
+    assert_eq!(dry.summary.dropped, 11);
+    assert_eq!(managed_indexes(&db), 11);
+
+    let r = drop_indexes::run_with(&config, &DropIndexesArgs::default(), &flag).unwrap();
+    assert_eq!((r.summary.dropped, r.summary.failed), (11, 0));
+    assert_eq!(managed_indexes(&db), 0);
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM pg_index WHERE indrelid = 'orders'::regclass"),
+        1,
+        "the primary key stays"
+    );
+    let again = drop_indexes::run_with(&config, &DropIndexesArgs::default(), &flag).unwrap();
+    assert_eq!(again.summary.absent, 11);
+    assert!(again.indexes.iter().all(|i| i.status == DropStatus::Absent));
+
+    // A same-named index on another table is not ours to drop.
+    db.client()
+        .batch_execute("CREATE TABLE other (x int); CREATE INDEX idx_orders_scene ON other (x)")
+        .unwrap();
+    let out = db
+        .cmd()
+        .args(["drop-indexes", "idx_orders_scene"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(support::stdout(&out).contains("exists on table other, not on public.orders"));
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM pg_indexes WHERE indexname = 'idx_orders_scene'"),
+        1
+    );
+}
+
+#[test]
+fn bad_index_files_are_rejected_with_file_and_line() {
+    let db = TestDb::seeded("ci_bad_file", ORDERS);
+    let dir = tempfile::tempdir().unwrap();
+    let not_index = dir.path().join("not_index.sql");
+    std::fs::write(
+        &not_index,
+        "-- managed\nCREATE INDEX a ON orders (scene);\nDROP TABLE orders;\n",
+    )
+    .unwrap();
+    let out = db
+        .cmd()
+        .arg("create-indexes")
+        .arg("--indexes")
+        .arg(&not_index)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = support::stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{}:3: expected a named `CREATE INDEX",
+            not_index.display()
+        )),
+        "{err}"
+    );
+
+    let bad_column = dir.path().join("bad_column.sql");
+    std::fs::write(
+        &bad_column,
+        "\nCREATE INDEX idx_x ON orders (no_such_column);\n",
+    )
+    .unwrap();
+    let out = db
+        .cmd()
+        .arg("create-indexes")
+        .arg("--indexes")
+        .arg(&bad_column)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = support::stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{}:2: index idx_x is not valid",
+            bad_column.display()
+        )),
+        "{err}"
+    );
+
+    // The config's [indexes] file is used when no flag is given, relative to the config.
+    std::fs::write(
+        dir.path().join("o2o-db.toml"),
+        "[indexes]\nfile = \"not_index.sql\"\n",
+    )
+    .unwrap();
+    let out = db
+        .cmd()
+        .arg("--config")
+        .arg(dir.path().join("o2o-db.toml"))
+        .args(["drop-indexes", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(support::stderr(&out).contains("not_index.sql:3:"));
+    assert_eq!(managed_indexes(&db), 0);
+}
+
+/// The binary as a std Command (to spawn and signal it), with bare_cmd's clean environment.
+fn std_cmd(db: &TestDb) -> std::process::Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("o2o-db"));
+    c.current_dir(support::scratch_dir());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PG") || k.starts_with("O2O_DB_") || k == "DATABASE_URL" {
+            c.env_remove(k);
+        }
+    }
+    c.env("HOME", support::scratch_dir());
+    c.arg("--database-url").arg(db.url());
+    c
+}

@@ -1,25 +1,414 @@
-// Placeholder until the subcommand lands: registered so the CLI shape is fixed.
+// `o2o-db create-indexes`: the managed index set (the V8.5 report's 11
+// indexes, or a file), created safely on a live table, with a
+// created/skipped/rebuilt/drifted/failed summary.
+//
+// The run: take the per-table run lock, ask the server what it has (by
+// definition, see index_state), decide per index (plan), warn about sessions
+// that would stall the builds, build on dedicated sessions while watching
+// progress and blockers (executor), check the result on the server again,
+// ANALYZE, report. Nothing here keeps a transaction open across a build.
 
+pub mod activity;
+pub mod executor;
+pub mod interrupt;
+pub mod options;
+pub mod plan;
+pub mod progress;
+pub mod run_lock;
+pub mod session;
+pub mod summary;
+
+pub use options::SessionArgs;
+pub use summary::{CreateIndexesReport, IndexResult, Status, Summary};
+
+use crate::catalog::{IndexSet, IndexSpec};
 use crate::config::Config;
-use crate::report::{Outcome, Report};
+use crate::db::describe_pg_error;
+use crate::index_state::{self, LiveIndex};
+use crate::report;
 use anyhow::{bail, Result};
-use serde::Serialize;
+use executor::{Executor, RunOutcome};
+use options::SessionSettings;
+use plan::{Action, Planned};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-#[derive(Debug, clap::Args)]
-pub struct CreateIndexesArgs {}
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CreateIndexesArgs {
+    #[command(flatten)]
+    pub session: SessionArgs,
 
-#[derive(Debug, Serialize)]
-pub struct CreateIndexesReport {}
+    /// Build with plain CREATE INDEX, which blocks writes to the table while it
+    /// runs: for a maintenance window (faster, and --jobs can build in parallel)
+    #[arg(long)]
+    pub no_concurrently: bool,
 
-impl Report for CreateIndexesReport {
-    fn render_table(&self, _w: &mut dyn std::io::Write) -> Result<()> {
-        Ok(())
+    /// Plain builds to run at once, each on its own connection (needs --no-concurrently)
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
+
+    /// Drop indexes whose definition differs from the file and build them as defined
+    #[arg(long)]
+    pub replace_drifted: bool,
+
+    /// Skip the ANALYZE of the table after building
+    #[arg(long)]
+    pub no_analyze: bool,
+}
+
+/// Runs with the CLI's Ctrl-C flag (see interrupt::install).
+pub fn run(config: &Config, args: &CreateIndexesArgs) -> Result<CreateIndexesReport> {
+    run_with(config, args, interrupt::flag())
+}
+
+/// Runs; setting `interrupt` cancels the running build, cleans up and returns
+/// the summary so far (outcome Interrupted).
+pub fn run_with(
+    config: &Config,
+    args: &CreateIndexesArgs,
+    interrupt: &AtomicBool,
+) -> Result<CreateIndexesReport> {
+    let concurrently = !args.no_concurrently;
+    if concurrently && args.jobs > 1 {
+        bail!(
+            "--jobs {} needs --no-concurrently: concurrent builds on one table take turns \
+             (each holds a SHARE UPDATE EXCLUSIVE lock), so only plain builds run in parallel",
+            args.jobs
+        );
     }
-    fn outcome(&self) -> Outcome {
-        Outcome::Clean
+    let set = IndexSet::load(args.session.index_file(config))?;
+    let settings = SessionSettings::resolve(config, &args.session, concurrently, "create-indexes");
+    let mut control = session::open(config, &settings)?;
+    let (schema, table) = index_state::resolve_table(&mut control.client, &set)?;
+    let set = qualified(set, &schema);
+    let table_name = format!("{schema}.{table}");
+    let key = run_lock::key(&schema, &table);
+    let mut notices = Vec::new();
+
+    if args.session.dry_run {
+        if let Some(h) = run_lock::holder(&mut control.client, key)? {
+            notices.push(format!(
+                "another index run on {table_name} holds its lock: {h}; a real run now would exit 2 (or wait, with --wait)"
+            ));
+        }
+    } else {
+        let acquired = run_lock::take(
+            &mut control.client,
+            (&schema, &table),
+            args.session.wait,
+            interrupt,
+        )?;
+        if acquired == run_lock::Acquired::Interrupted {
+            return Ok(not_started(
+                &set,
+                &table_name,
+                "interrupted while waiting for the run lock",
+            ));
+        }
+    }
+
+    let live = index_state::inspect(&mut control.client, &set)?;
+    let planned = plan::decide(&set.indexes, live, args.replace_drifted);
+    let tasks: Vec<_> = planned
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.task(i, concurrently))
+        .collect();
+    let will_analyze = !args.no_analyze && !tasks.is_empty();
+    let mut sql: Vec<String> = tasks
+        .iter()
+        .flat_map(|t| t.steps.iter().map(|s| s.sql.clone()))
+        .collect();
+    if will_analyze {
+        sql.push(analyze_sql(&set));
+    }
+    if !tasks.is_empty() {
+        for b in activity::stallers(&mut control.client, &set.table().qualified_table())? {
+            let text = format!("a build will wait for this session's transaction to end: {b}");
+            report::notice(&format!("o2o-db: {text}"));
+            notices.push(text);
+        }
+    }
+    let how = format!(
+        "{}, {} session{}, {}",
+        if concurrently {
+            "CONCURRENTLY"
+        } else {
+            "plain builds, writes blocked"
+        },
+        args.jobs,
+        if args.jobs == 1 { "" } else { "s" },
+        settings.describe()
+    );
+    if args.session.dry_run {
+        let indexes = planned
+            .iter()
+            .map(|p| dry_run_row(p, &table_name))
+            .collect();
+        return Ok(assemble(indexes, true, false, false, notices, sql, how));
+    }
+
+    let table_sql = set.table().qualified_table();
+    let executor = Executor {
+        config,
+        settings: &settings,
+        table: &table_sql,
+        jobs: args.jobs as usize,
+        interrupt,
+    };
+    let mut watcher = progress::Progress::new("building", tasks.len());
+    let outcome = executor.run(tasks, &mut control.client, &mut watcher);
+
+    // Judge the result by what the server has now, not by what we meant to do.
+    let after = match built_indexes(&mut control.client, &set, &schema) {
+        Ok(after) => Some(after),
+        Err(e) => {
+            notices.push(format!(
+                "could not re-check the indexes after building: {}",
+                describe_pg_error(&e)
+            ));
+            None
+        }
+    };
+    let indexes: Vec<IndexResult> = planned
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let now = after.as_ref().map(|a| a.get(&p.spec.name).copied());
+            result_row(i, p, &outcome, now, &table_name)
+        })
+        .collect();
+    let built = indexes
+        .iter()
+        .any(|i| matches!(i.status, Status::Created | Status::Rebuilt));
+    let mut analyzed = false;
+    if will_analyze && built && !interrupt.load(Ordering::SeqCst) {
+        match control.client.batch_execute(&analyze_sql(&set)) {
+            Ok(()) => analyzed = true,
+            Err(e) => notices.push(format!(
+                "ANALYZE {table_name} failed: {}; run it yourself so the planner knows the new indexes' tables",
+                describe_pg_error(&e)
+            )),
+        }
+    }
+    run_lock::release(&mut control.client, key);
+    let interrupted = outcome.interrupted;
+    Ok(assemble(
+        indexes,
+        false,
+        interrupted,
+        analyzed,
+        notices,
+        sql,
+        how,
+    ))
+}
+
+/// The set with every spec qualified by the schema its table was found in,
+/// so the build sessions cannot resolve it elsewhere.
+fn qualified(set: IndexSet, schema: &str) -> IndexSet {
+    IndexSet {
+        indexes: set
+            .indexes
+            .into_iter()
+            .map(|spec| IndexSpec {
+                schema: Some(schema.to_string()),
+                ..spec
+            })
+            .collect(),
+        ..set
     }
 }
 
-pub fn run(_config: &Config, _args: &CreateIndexesArgs) -> Result<CreateIndexesReport> {
-    bail!("this subcommand is not available yet")
+fn analyze_sql(set: &IndexSet) -> String {
+    format!("ANALYZE {}", set.table().qualified_table())
+}
+
+fn assemble(
+    indexes: Vec<IndexResult>,
+    dry_run: bool,
+    interrupted: bool,
+    analyzed: bool,
+    notices: Vec<String>,
+    sql: Vec<String>,
+    how: String,
+) -> CreateIndexesReport {
+    CreateIndexesReport {
+        summary: Summary::count(&indexes),
+        indexes,
+        dry_run,
+        interrupted,
+        analyzed,
+        notices,
+        sql,
+        how,
+    }
+}
+
+fn row(spec: &IndexSpec, table: &str, definition: &str, status: Status) -> IndexResult {
+    IndexResult {
+        name: spec.name.clone(),
+        table: table.to_string(),
+        definition: definition.to_string(),
+        status,
+        duration_ms: 0.0,
+        size_bytes: 0,
+        error: None,
+        columns: spec.columns.clone(),
+    }
+}
+
+/// Interrupted before anything was inspected: every index not started.
+fn not_started(set: &IndexSet, table: &str, why: &str) -> CreateIndexesReport {
+    let indexes = set
+        .indexes
+        .iter()
+        .map(|spec| IndexResult {
+            error: Some(why.to_string()),
+            ..row(spec, table, &spec.create_sql(false), Status::NotStarted)
+        })
+        .collect();
+    assemble(
+        indexes,
+        false,
+        true,
+        false,
+        Vec::new(),
+        Vec::new(),
+        String::new(),
+    )
+}
+
+fn drift_message(live: &LiveIndex) -> String {
+    format!(
+        "defined differently on the server: {}; --replace-drifted drops it and builds it as defined",
+        live.live.as_deref().unwrap_or("?")
+    )
+}
+
+const BUSY: &str = "INVALID and being built by another session right now; left alone: run again once that build has finished";
+
+/// Rows for statuses that need no build.
+fn unbuilt_row(p: &Planned, table: &str) -> Option<IndexResult> {
+    let base = |status| IndexResult {
+        size_bytes: p.live.size_bytes,
+        ..row(&p.spec, table, &p.live.expected, status)
+    };
+    match p.action {
+        Action::Skip => Some(base(Status::Skipped)),
+        Action::LeaveDrifted => Some(IndexResult {
+            error: Some(drift_message(&p.live)),
+            ..base(Status::Drifted)
+        }),
+        Action::Busy => Some(IndexResult {
+            error: Some(BUSY.into()),
+            ..base(Status::Failed)
+        }),
+        Action::Create | Action::Rebuild | Action::Replace => None,
+    }
+}
+
+fn dry_run_row(p: &Planned, table: &str) -> IndexResult {
+    unbuilt_row(p, table).unwrap_or_else(|| {
+        let status = if p.action == Action::Create {
+            Status::WouldCreate
+        } else {
+            Status::WouldRebuild
+        };
+        IndexResult {
+            size_bytes: p.live.size_bytes,
+            ..row(&p.spec, table, &p.live.expected, status)
+        }
+    })
+}
+
+fn result_row(
+    id: usize,
+    p: &Planned,
+    outcome: &RunOutcome,
+    after: Option<Option<(bool, i64)>>,
+    table: &str,
+) -> IndexResult {
+    if let Some(done) = unbuilt_row(p, table) {
+        return done;
+    }
+    let base = row(&p.spec, table, &p.live.expected, Status::Failed);
+    let Some(result) = outcome.results.get(&id) else {
+        let (status, why) = if outcome.interrupted {
+            (
+                Status::NotStarted,
+                "interrupted before it started".to_string(),
+            )
+        } else if let Some(blocked) = &outcome.stopped_by {
+            (
+                Status::NotStarted,
+                format!("{blocked} could not get its lock, so the run stopped before this one; run again once the blocker is gone"),
+            )
+        } else if let Some(e) = &outcome.session_error {
+            (Status::Failed, e.clone())
+        } else {
+            (
+                Status::NotStarted,
+                "the run stopped before this one".to_string(),
+            )
+        };
+        return IndexResult {
+            status,
+            error: Some(why),
+            ..base
+        };
+    };
+    let duration_ms = result.duration.as_secs_f64() * 1000.0;
+    if let Some(error) = &result.error {
+        return IndexResult {
+            duration_ms,
+            error: Some(error.to_string()),
+            ..base
+        };
+    }
+    let status = if p.action == Action::Create {
+        Status::Created
+    } else {
+        Status::Rebuilt
+    };
+    let problem = match after {
+        Some(None) => Some("the build reported success, but the server has no such index now"),
+        Some(Some((false, _))) => {
+            Some("the build reported success, but the server has it as INVALID")
+        }
+        _ => None,
+    };
+    IndexResult {
+        status: if problem.is_some() {
+            Status::Failed
+        } else {
+            status
+        },
+        duration_ms,
+        size_bytes: after.flatten().map_or(0, |(_, size)| size),
+        error: problem.map(str::to_string),
+        ..base
+    }
+}
+
+/// Valid (and ready) or not, and size, of each index of the set on the managed
+/// table now: one catalog query, cheap enough to run after every build.
+fn built_indexes(
+    client: &mut postgres::Client,
+    set: &IndexSet,
+    schema: &str,
+) -> Result<HashMap<String, (bool, i64)>, postgres::Error> {
+    let names: Vec<&str> = set.indexes.iter().map(|i| i.name.as_str()).collect();
+    let rows = client.query(
+        "SELECT c.relname::text, i.indisvalid AND i.indisready, pg_relation_size(c.oid) \
+         FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid \
+         WHERE c.relnamespace = $1::text::regnamespace AND c.relname = ANY($2) \
+           AND i.indrelid = to_regclass($3)",
+        &[&schema, &names, &set.table().qualified_table()],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect())
 }

@@ -1,25 +1,293 @@
-// Placeholder until the subcommand lands: registered so the CLI shape is fixed.
+// `o2o-db drop-indexes [NAMES...]`: drops managed indexes concurrently, the
+// first half of the V8.5 report's "recreate indexes" procedure.
+//
+// Only indexes of the managed set can be named, and only an index on the
+// managed table is dropped (a same-named index on another table is refused).
+// It takes the same run lock as create-indexes, so a drop never races a build.
 
+use crate::catalog::{IndexSet, IndexSpec};
+use crate::commands::create_indexes::executor::{Executor, Task};
+use crate::commands::create_indexes::options::{SessionArgs, SessionSettings};
+use crate::commands::create_indexes::summary::{duration_cell, size_cell, write_sql};
+use crate::commands::create_indexes::{interrupt, plan, progress, run_lock, session};
 use crate::config::Config;
-use crate::report::{Outcome, Report};
-use anyhow::{bail, Result};
+use crate::index_state;
+use crate::report::{self, Outcome, Report};
+use anyhow::Result;
 use serde::Serialize;
+use std::io::Write;
+use std::sync::atomic::AtomicBool;
 
-#[derive(Debug, clap::Args)]
-pub struct DropIndexesArgs {}
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DropIndexesArgs {
+    /// Managed indexes to drop [default: all of them]
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
 
-#[derive(Debug, Serialize)]
-pub struct DropIndexesReport {}
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropStatus {
+    Dropped,
+    /// Not on the server: nothing to do.
+    Absent,
+    Failed,
+    NotStarted,
+    WouldDrop,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DropSummary {
+    pub total: usize,
+    /// Dropped, or in a dry run to be dropped.
+    pub dropped: usize,
+    pub absent: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DroppedIndex {
+    pub name: String,
+    pub table: String,
+    pub status: DropStatus,
+    pub duration_ms: f64,
+    /// The space it took (or takes, if it was not dropped).
+    pub size_bytes: i64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DropIndexesReport {
+    pub summary: DropSummary,
+    pub indexes: Vec<DroppedIndex>,
+    pub dry_run: bool,
+    pub interrupted: bool,
+    pub sql: Vec<String>,
+}
 
 impl Report for DropIndexesReport {
-    fn render_table(&self, _w: &mut dyn std::io::Write) -> Result<()> {
+    fn render_table(&self, w: &mut dyn Write) -> Result<()> {
+        let mut t = report::table();
+        t.set_header(["index", "status", "duration ms", "size"]);
+        for i in &self.indexes {
+            let status = match i.status {
+                DropStatus::Dropped => "dropped",
+                DropStatus::Absent => "absent",
+                DropStatus::Failed => "FAILED",
+                DropStatus::NotStarted => "not started",
+                DropStatus::WouldDrop => "would drop",
+            };
+            t.add_row([
+                i.name.clone(),
+                status.to_string(),
+                duration_cell(i.duration_ms),
+                size_cell(i.size_bytes),
+            ]);
+        }
+        writeln!(w, "{t}")?;
+        let s = &self.summary;
+        writeln!(
+            w,
+            "{}total {} / dropped {} / absent {} / failed {}",
+            if self.dry_run {
+                "dry run, nothing changed: "
+            } else {
+                ""
+            },
+            s.total,
+            s.dropped,
+            s.absent,
+            s.failed
+        )?;
+        for i in self.indexes.iter().filter(|i| i.error.is_some()) {
+            writeln!(w, "{}: {}", i.name, i.error.as_deref().unwrap_or(""))?;
+        }
+        if self.dry_run {
+            write_sql(w, "the SQL it would run", &self.sql)?;
+        }
         Ok(())
     }
+
     fn outcome(&self) -> Outcome {
-        Outcome::Clean
+        if self.interrupted {
+            Outcome::Interrupted
+        } else {
+            Outcome::from_findings(self.summary.failed > 0)
+        }
     }
 }
 
-pub fn run(_config: &Config, _args: &DropIndexesArgs) -> Result<DropIndexesReport> {
-    bail!("this subcommand is not available yet")
+pub fn run(config: &Config, args: &DropIndexesArgs) -> Result<DropIndexesReport> {
+    run_with(config, args, interrupt::flag())
+}
+
+pub fn run_with(
+    config: &Config,
+    args: &DropIndexesArgs,
+    interrupt: &AtomicBool,
+) -> Result<DropIndexesReport> {
+    let set = IndexSet::load(args.session.index_file(config))?;
+    let chosen = choose(&set, &args.names)?;
+    let settings = SessionSettings::resolve(config, &args.session, true, "drop-indexes");
+    let mut control = session::open(config, &settings)?;
+    let (schema, table) = index_state::resolve_table(&mut control.client, &set)?;
+    let table_name = format!("{schema}.{table}");
+    let key = run_lock::key(&schema, &table);
+    if !args.session.dry_run {
+        let acquired = run_lock::take(
+            &mut control.client,
+            (&schema, &table),
+            args.session.wait,
+            interrupt,
+        )?;
+        if acquired == run_lock::Acquired::Interrupted {
+            let rows = chosen
+                .iter()
+                .map(|spec| DroppedIndex {
+                    name: spec.name.clone(),
+                    table: table_name.clone(),
+                    status: DropStatus::NotStarted,
+                    duration_ms: 0.0,
+                    size_bytes: 0,
+                    error: Some("interrupted while waiting for the run lock".into()),
+                })
+                .collect();
+            return Ok(assemble(rows, false, true, Vec::new()));
+        }
+    }
+
+    let mut rows = Vec::new();
+    let mut tasks = Vec::new();
+    for (id, spec) in chosen.iter().enumerate() {
+        let spec = IndexSpec {
+            schema: Some(schema.clone()),
+            ..(*spec).clone()
+        };
+        let found = control.client.query_opt(
+            "SELECT t.relname::text, pg_relation_size(c.oid) FROM pg_class c \
+             JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_class t ON t.oid = i.indrelid \
+             WHERE c.relname = $1 AND c.relnamespace = $2::text::regnamespace",
+            &[&spec.name, &schema],
+        )?;
+        let (status, size, error) = match found {
+            None => (DropStatus::Absent, 0, None),
+            Some(r) if r.get::<_, String>(0) != table => (
+                DropStatus::Failed,
+                r.get(1),
+                Some(format!(
+                    "an index of that name exists on table {}, not on {table_name}; it is not managed here and was left alone",
+                    r.get::<_, String>(0)
+                )),
+            ),
+            Some(r) => {
+                tasks.push(Task {
+                    id,
+                    name: spec.name.clone(),
+                    steps: vec![plan::drop_step(&spec)],
+                });
+                let status = if args.session.dry_run {
+                    DropStatus::WouldDrop
+                } else {
+                    DropStatus::Dropped
+                };
+                (status, r.get(1), None)
+            }
+        };
+        rows.push(DroppedIndex {
+            name: spec.name.clone(),
+            table: table_name.clone(),
+            status,
+            duration_ms: 0.0,
+            size_bytes: size,
+            error,
+        });
+    }
+    let sql: Vec<String> = tasks.iter().map(|t| t.steps[0].sql.clone()).collect();
+    if args.session.dry_run {
+        return Ok(assemble(rows, true, false, sql));
+    }
+
+    let table_sql = set.table().qualified_table();
+    let executor = Executor {
+        config,
+        settings: &settings,
+        table: &table_sql,
+        jobs: 1,
+        interrupt,
+    };
+    let mut watcher = progress::Progress::new("dropping", tasks.len());
+    let outcome = executor.run(tasks, &mut control.client, &mut watcher);
+    run_lock::release(&mut control.client, key);
+    for (id, row) in rows.iter_mut().enumerate() {
+        if row.status != DropStatus::Dropped {
+            continue;
+        }
+        match outcome.results.get(&id) {
+            Some(result) => {
+                row.duration_ms = result.duration.as_secs_f64() * 1000.0;
+                if let Some(e) = &result.error {
+                    row.status = DropStatus::Failed;
+                    row.error = Some(e.to_string());
+                }
+            }
+            None => {
+                row.status = if outcome.session_error.is_some() {
+                    DropStatus::Failed
+                } else {
+                    DropStatus::NotStarted
+                };
+                row.error = Some(
+                    outcome
+                        .session_error
+                        .clone()
+                        .unwrap_or_else(|| "the run stopped before this one".into()),
+                );
+            }
+        }
+    }
+    Ok(assemble(rows, false, outcome.interrupted, sql))
+}
+
+/// The named specs (all when none are named); an unknown name is an error listing the managed ones.
+fn choose<'a>(set: &'a IndexSet, names: &[String]) -> Result<Vec<&'a IndexSpec>> {
+    if names.is_empty() {
+        return Ok(set.indexes.iter().collect());
+    }
+    names
+        .iter()
+        .map(|n| {
+            set.get(n).ok_or_else(|| {
+                let known: Vec<&str> = set.indexes.iter().map(|i| i.name.as_str()).collect();
+                anyhow::anyhow!(
+                    "{n} is not a managed index (from {}); managed: {}",
+                    set.origin,
+                    known.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+fn assemble(
+    indexes: Vec<DroppedIndex>,
+    dry_run: bool,
+    interrupted: bool,
+    sql: Vec<String>,
+) -> DropIndexesReport {
+    let n = |s: &[DropStatus]| indexes.iter().filter(|i| s.contains(&i.status)).count();
+    DropIndexesReport {
+        summary: DropSummary {
+            total: indexes.len(),
+            dropped: n(&[DropStatus::Dropped, DropStatus::WouldDrop]),
+            absent: n(&[DropStatus::Absent]),
+            failed: n(&[DropStatus::Failed]),
+        },
+        indexes,
+        dry_run,
+        interrupted,
+        sql,
+    }
 }

@@ -1,0 +1,204 @@
+// The create-indexes report: one row per managed index and the totals the
+// V8.5 report printed ("总计 11 / 新创建 11 / 已存在 0 / 失败 0"), as a table
+// for a DBA and as JSON for monitoring. Failed and drifted indexes are
+// findings (exit 1).
+
+use crate::report::{self, Outcome, Report};
+use anyhow::Result;
+use serde::Serialize;
+use std::io::Write;
+
+/// What happened to one index (or, in a dry run, what would).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Created,
+    Skipped,
+    Rebuilt,
+    Drifted,
+    Failed,
+    /// The run stopped (Ctrl-C, a lock failure) before reaching it.
+    NotStarted,
+    /// Dry run: it would be created.
+    WouldCreate,
+    /// Dry run: it would be dropped and built again (INVALID, or drifted with --replace-drifted).
+    WouldRebuild,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Skipped => "skipped",
+            Status::Rebuilt => "rebuilt",
+            Status::Drifted => "drifted",
+            Status::Failed => "FAILED",
+            Status::NotStarted => "not started",
+            Status::WouldCreate => "would create",
+            Status::WouldRebuild => "would rebuild",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub total: usize,
+    /// Created, or in a dry run to be created.
+    pub created: usize,
+    pub skipped: usize,
+    /// Rebuilt, or in a dry run to be rebuilt.
+    pub rebuilt: usize,
+    pub drifted: usize,
+    pub failed: usize,
+}
+
+impl Summary {
+    pub fn count(indexes: &[IndexResult]) -> Summary {
+        let n = |f: &dyn Fn(Status) -> bool| indexes.iter().filter(|i| f(i.status)).count();
+        Summary {
+            total: indexes.len(),
+            created: n(&|s| matches!(s, Status::Created | Status::WouldCreate)),
+            skipped: n(&|s| s == Status::Skipped),
+            rebuilt: n(&|s| matches!(s, Status::Rebuilt | Status::WouldRebuild)),
+            drifted: n(&|s| s == Status::Drifted),
+            failed: n(&|s| s == Status::Failed),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexResult {
+    pub name: String,
+    /// schema.table
+    pub table: String,
+    /// The definition the index file asks for, as the server writes it.
+    pub definition: String,
+    pub status: Status,
+    pub duration_ms: f64,
+    pub size_bytes: i64,
+    /// The server's message for a failure; for a drifted index, its definition on the server.
+    pub error: Option<String>,
+    /// The key columns as written in the file (table only).
+    #[serde(skip)]
+    pub columns: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CreateIndexesReport {
+    pub summary: Summary,
+    pub indexes: Vec<IndexResult>,
+    /// Nothing was changed; statuses say what would happen.
+    pub dry_run: bool,
+    /// Stopped by Ctrl-C; the rows say how far it got.
+    pub interrupted: bool,
+    /// ANALYZE ran on the table after building.
+    pub analyzed: bool,
+    /// Sessions that would stall a build, and anything else worth knowing.
+    pub notices: Vec<String>,
+    /// The statements of the plan, in order (each runs on its own, outside a transaction).
+    pub sql: Vec<String>,
+    /// "CONCURRENTLY, 1 session, lock_timeout 1m, ..." (table only).
+    #[serde(skip)]
+    pub how: String,
+}
+
+impl Report for CreateIndexesReport {
+    fn render_table(&self, w: &mut dyn Write) -> Result<()> {
+        for notice in &self.notices {
+            writeln!(w, "note: {notice}")?;
+        }
+        let mut t = report::table();
+        t.set_header(["index", "columns", "status", "duration ms", "size"]);
+        for i in &self.indexes {
+            t.add_row([
+                i.name.clone(),
+                i.columns.clone(),
+                i.status.label().to_string(),
+                duration_cell(i.duration_ms),
+                size_cell(i.size_bytes),
+            ]);
+        }
+        writeln!(w, "{t}")?;
+        let s = &self.summary;
+        let prefix = if self.dry_run {
+            "dry run, nothing changed: "
+        } else {
+            ""
+        };
+        writeln!(
+            w,
+            "{prefix}total {} / created {} / skipped {} / rebuilt {} / drifted {} / failed {}{}",
+            s.total,
+            s.created,
+            s.skipped,
+            s.rebuilt,
+            s.drifted,
+            s.failed,
+            if self.analyzed {
+                " (table analyzed)"
+            } else {
+                ""
+            }
+        )?;
+        for i in self.indexes.iter().filter(|i| i.error.is_some()) {
+            let what = match i.status {
+                Status::Drifted => "drifted",
+                Status::NotStarted => "not started",
+                _ => "failed",
+            };
+            writeln!(w, "{} {what}: {}", i.name, i.error.as_deref().unwrap_or(""))?;
+            if i.status == Status::Drifted {
+                writeln!(w, "  expected: {}", i.definition)?;
+            }
+        }
+        if self.interrupted {
+            writeln!(w, "interrupted: the rows above show how far the run got")?;
+        }
+        if self.dry_run {
+            write_sql(
+                w,
+                &format!("the SQL it would run ({})", self.how),
+                &self.sql,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn outcome(&self) -> Outcome {
+        if self.interrupted {
+            Outcome::Interrupted
+        } else {
+            Outcome::from_findings(self.summary.failed > 0 || self.summary.drifted > 0)
+        }
+    }
+}
+
+/// A duration cell: milliseconds, or "-" for what did not run.
+pub fn duration_cell(ms: f64) -> String {
+    if ms > 0.0 {
+        report::ms(ms)
+    } else {
+        "-".into()
+    }
+}
+
+/// A size cell: pg_size_pretty-like, or "-" for nothing.
+pub fn size_cell(bytes: i64) -> String {
+    if bytes > 0 {
+        report::size_pretty(bytes)
+    } else {
+        "-".into()
+    }
+}
+
+/// A dry run's statements, ready to paste into psql (one statement each, no transaction).
+pub fn write_sql(w: &mut dyn Write, title: &str, sql: &[String]) -> Result<()> {
+    if sql.is_empty() {
+        return Ok(());
+    }
+    writeln!(w, "-- {title}:")?;
+    for statement in sql {
+        writeln!(w, "{statement};")?;
+    }
+    Ok(())
+}
