@@ -6,6 +6,7 @@ mod support;
 mod benchmark;
 mod config;
 mod create_indexes;
+mod demo;
 mod fuzz;
 mod index_state;
 mod params;

@@ -2,10 +2,14 @@
 // V8.5 report's story, so a new user sees it work before pointing it at a
 // real database. Each step prints its normal report under a heading.
 
+use crate::commands::benchmark::{self, BenchmarkArgs};
+use crate::commands::create_indexes::{self, CreateIndexesArgs};
+use crate::commands::pool_status::{self, PoolStatusArgs};
 use crate::commands::seed::{self, SeedArgs};
+use crate::commands::verify::{self, VerifyArgs};
 use crate::config::Config;
 use crate::pg_sandbox::{Sandbox, SandboxOptions};
-use crate::report::{self, Format, Outcome};
+use crate::report::{self, Format, Outcome, Report};
 use anyhow::{Context, Result};
 use std::io::Write;
 
@@ -76,7 +80,40 @@ pub fn run(config: &Config, args: &DemoArgs, out: &mut dyn Write) -> Result<Outc
     )?;
     report::render(&seeded, Format::Table, out)?;
 
-    let outcome = Outcome::Clean;
+    heading(out, "3. Benchmark before the indexes (the V8.4 state)")?;
+    let before = benchmark::run(&config, &BenchmarkArgs::default())?;
+    report::render(&before, Format::Table, out)?;
+
+    heading(
+        out,
+        "4. Create the managed indexes (CONCURRENTLY, as on a live table)",
+    )?;
+    let built = create_indexes::run(&config, &CreateIndexesArgs::default())?;
+    report::render(&built, Format::Table, out)?;
+
+    heading(out, "5. Verify the deploy")?;
+    let verified = verify::run(&config, &VerifyArgs::default())?;
+    report::render(&verified, Format::Table, out)?;
+
+    heading(
+        out,
+        "6. Benchmark after, with the seq-scan comparison (what the indexes bought)",
+    )?;
+    let after = benchmark::run(
+        &config,
+        &BenchmarkArgs {
+            compare_seqscan: true,
+            ..BenchmarkArgs::default()
+        },
+    )?;
+    report::render(&after, Format::Table, out)?;
+
+    heading(out, "7. Pool status")?;
+    let status = pool_status::run(&config, &PoolStatusArgs::default())?;
+    report::render(&status, Format::Table, out)?;
+
+    // The story ends well when the indexes were built, verify passes and the queries are fast.
+    let outcome = built.outcome().and(verified.outcome()).and(after.outcome());
     if args.keep {
         heading(out, "The server keeps running")?;
         writeln!(out, "URL:  {}", sandbox.url(DEMO_DATABASE))?;

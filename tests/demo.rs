@@ -1,0 +1,96 @@
+// demo: the whole story end to end on its own throwaway server, at a small size.
+
+use crate::support;
+
+#[test]
+fn demo_runs_the_story_and_cleans_up() {
+    // Big enough that the planner prefers the indexes (on a few pages a seq scan is right).
+    let out = support::bare_cmd()
+        .args(["demo", "--orders", "20000", "--stores", "3"])
+        .output()
+        .unwrap();
+    let text = support::stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        support::stderr(&out)
+    );
+    let headings: Vec<&str> = text.lines().filter(|l| l.starts_with("== ")).collect();
+    assert_eq!(headings.len(), 7, "{headings:?}");
+    for (i, h) in headings.iter().enumerate() {
+        assert!(h.starts_with(&format!("== {}. ", i + 1)), "{h}");
+    }
+    assert!(
+        text.contains("seeded 20000 orders across 3 stores"),
+        "{text}"
+    );
+    assert!(text.contains("total 11 / created 11 / skipped 0"), "{text}");
+    assert!(
+        text.contains("verify: 10 passed, 1 warned, 0 failed"),
+        "{text}"
+    );
+    assert!(text.contains("seq-scan p50"), "{text}");
+    // The server is gone: its directory was deleted and nothing listens on its socket.
+    let dir = text
+        .lines()
+        .find_map(|l| l.split("host=").nth(1))
+        .map(|sock| {
+            std::path::PathBuf::from(sock.trim())
+                .parent()
+                .unwrap()
+                .to_path_buf()
+        })
+        .expect("the demo prints its URL");
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+#[test]
+fn demo_keep_leaves_a_server_and_says_how_to_stop_it() {
+    let out = support::bare_cmd()
+        .args(["demo", "--orders", "20000", "--keep"])
+        .output()
+        .unwrap();
+    let text = support::stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        support::stderr(&out)
+    );
+    let url = text
+        .lines()
+        .find_map(|l| l.strip_prefix("URL:  "))
+        .expect("URL line")
+        .to_string();
+    let stop = text
+        .lines()
+        .find_map(|l| l.strip_prefix("stop: "))
+        .expect("stop line")
+        .to_string();
+    // The kept server answers the other subcommands.
+    let verify = support::bare_cmd()
+        .args(["--database-url", &url, "verify", "--only", "indexes"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        support::stdout(&verify)
+    );
+    let status = std::process::Command::new("sh")
+        .args(["-c", &stop])
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let after = support::bare_cmd()
+        .args(["--database-url", &url, "verify", "--only", "connectivity"])
+        .output()
+        .unwrap();
+    assert_eq!(after.status.code(), Some(2));
+}
