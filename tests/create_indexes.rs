@@ -556,12 +556,29 @@ fn jobs_two_builds_the_same_set_with_plain_builds() {
     let args = CreateIndexesArgs {
         no_concurrently: true,
         jobs: 2,
+        parallel_workers: Some(0),
+        maintenance_work_mem: Some("32MB".into()),
         ..CreateIndexesArgs::default()
     };
     let r = create(&db, &args);
     assert_eq!((r.summary.created, r.summary.failed), (11, 0), "{r:?}");
     assert!(r.sql.iter().all(|s| !s.contains("CONCURRENTLY")));
     assert!(all_builtin_match(&db));
+    assert!(
+        r.how
+            .contains("max_parallel_maintenance_workers 0, maintenance_work_mem 32MB"),
+        "{}",
+        r.how
+    );
+
+    // A setting the server refuses stops the run before anything is built.
+    let out = db
+        .cmd()
+        .args(["create-indexes", "--maintenance-work-mem", "lots"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(support::stderr(&out).contains("cannot set maintenance_work_mem to lots"));
 
     // Concurrent builds of one table cannot overlap: refused with the reason.
     let out = db
