@@ -279,6 +279,39 @@ fn a_drifted_index_is_reported_and_replaced_only_on_request() {
     assert!(def(&db).ends_with("USING btree (channel)"), "{}", def(&db));
 }
 
+#[test]
+fn a_managed_name_on_another_table_is_left_alone() {
+    let db = TestDb::seeded("ci_foreign", ORDERS);
+    db.client()
+        .batch_execute("CREATE TABLE other (x int); CREATE INDEX idx_orders_scene ON other (x)")
+        .unwrap();
+    let args = CreateIndexesArgs {
+        replace_drifted: true,
+        ..CreateIndexesArgs::default()
+    };
+    let r = create(&db, &args);
+    assert_eq!((r.summary.created, r.summary.failed), (10, 1));
+    let scene = r
+        .indexes
+        .iter()
+        .find(|i| i.name == "idx_orders_scene")
+        .unwrap();
+    assert_eq!(scene.status, Status::Failed);
+    assert!(
+        scene
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("taken by an index of another table"),
+        "{scene:?}"
+    );
+    assert!(!r.sql.iter().any(|s| s.contains("idx_orders_scene")));
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM pg_index WHERE indexrelid = 'idx_orders_scene'::regclass AND indrelid = 'other'::regclass"),
+        1
+    );
+}
+
 /// A run on the two-index file (1s lock timeout) while another session,
 /// kept open, has run `blocker_sql`.
 struct Blocked {

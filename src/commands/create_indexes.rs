@@ -30,7 +30,7 @@ use anyhow::{bail, Result};
 use executor::{Executor, RunOutcome};
 use options::SessionSettings;
 use plan::{Action, Planned};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -136,7 +136,8 @@ pub fn run_with(
     }
 
     let live = index_state::inspect(&mut control.client, &set)?;
-    let planned = plan::decide(&set.indexes, live, args.replace_drifted);
+    let on_table = indexes_of_table(&mut control.client, &set)?;
+    let planned = plan::decide(&set.indexes, live, &on_table, args.replace_drifted);
     let tasks: Vec<_> = planned
         .iter()
         .enumerate()
@@ -332,6 +333,13 @@ fn unbuilt_row(p: &Planned, table: &str) -> Option<IndexResult> {
             error: Some(BUSY.into()),
             ..base(Status::Failed)
         }),
+        Action::Foreign => Some(IndexResult {
+            error: Some(format!(
+                "the name is taken by an index of another table ({}); left alone: rename one of them",
+                p.live.live.as_deref().unwrap_or("?")
+            )),
+            ..base(Status::Failed)
+        }),
         Action::Create | Action::Rebuild | Action::Replace => None,
     }
 }
@@ -417,6 +425,22 @@ fn result_row(
         error: problem.map(str::to_string),
         ..base
     }
+}
+
+/// The oids of the managed table's indexes: a managed name found elsewhere is not ours.
+fn indexes_of_table(client: &mut postgres::Client, set: &IndexSet) -> Result<HashSet<u32>> {
+    let rows = client
+        .query(
+            "SELECT indexrelid FROM pg_index WHERE indrelid = to_regclass($1)",
+            &[&set.table().qualified_table()],
+        )
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "listing the indexes of the table: {}",
+                describe_pg_error(&e)
+            )
+        })?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Valid (and ready) or not, and size, of each index of the set on the managed
