@@ -279,6 +279,39 @@ fn a_drifted_index_is_reported_and_replaced_only_on_request() {
     assert!(def(&db).ends_with("USING btree (channel)"), "{}", def(&db));
 }
 
+#[test]
+fn a_managed_name_on_another_table_is_left_alone() {
+    let db = TestDb::seeded("ci_foreign", ORDERS);
+    db.client()
+        .batch_execute("CREATE TABLE other (x int); CREATE INDEX idx_orders_scene ON other (x)")
+        .unwrap();
+    let args = CreateIndexesArgs {
+        replace_drifted: true,
+        ..CreateIndexesArgs::default()
+    };
+    let r = create(&db, &args);
+    assert_eq!((r.summary.created, r.summary.failed), (10, 1));
+    let scene = r
+        .indexes
+        .iter()
+        .find(|i| i.name == "idx_orders_scene")
+        .unwrap();
+    assert_eq!(scene.status, Status::Failed);
+    assert!(
+        scene
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("taken by an index of another table"),
+        "{scene:?}"
+    );
+    assert!(!r.sql.iter().any(|s| s.contains("idx_orders_scene")));
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM pg_index WHERE indexrelid = 'idx_orders_scene'::regclass AND indrelid = 'other'::regclass"),
+        1
+    );
+}
+
 /// A run on the two-index file (1s lock timeout) while another session,
 /// kept open, has run `blocker_sql`.
 struct Blocked {
@@ -556,12 +589,29 @@ fn jobs_two_builds_the_same_set_with_plain_builds() {
     let args = CreateIndexesArgs {
         no_concurrently: true,
         jobs: 2,
+        parallel_workers: Some(0),
+        maintenance_work_mem: Some("32MB".into()),
         ..CreateIndexesArgs::default()
     };
     let r = create(&db, &args);
     assert_eq!((r.summary.created, r.summary.failed), (11, 0), "{r:?}");
     assert!(r.sql.iter().all(|s| !s.contains("CONCURRENTLY")));
     assert!(all_builtin_match(&db));
+    assert!(
+        r.how
+            .contains("max_parallel_maintenance_workers 0, maintenance_work_mem 32MB"),
+        "{}",
+        r.how
+    );
+
+    // A setting the server refuses stops the run before anything is built.
+    let out = db
+        .cmd()
+        .args(["create-indexes", "--maintenance-work-mem", "lots"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(support::stderr(&out).contains("cannot set maintenance_work_mem to lots"));
 
     // Concurrent builds of one table cannot overlap: refused with the reason.
     let out = db

@@ -171,8 +171,11 @@ impl Executor<'_> {
         control: &mut Client,
         observer: &mut dyn Observer,
     ) -> RunOutcome {
+        if tasks.is_empty() {
+            return RunOutcome::default();
+        }
         let names: HashMap<usize, String> = tasks.iter().map(|t| (t.id, t.name.clone())).collect();
-        let workers = self.jobs.clamp(1, tasks.len().max(1));
+        let workers = self.jobs.clamp(1, tasks.len());
         let shared = Shared {
             queue: Mutex::new(tasks.into()),
             stop: AtomicBool::new(false),
@@ -186,9 +189,6 @@ impl Executor<'_> {
             blockers: HashMap::new(),
             cancelled: false,
         };
-        if tasks_empty(&shared) {
-            return watch.outcome;
-        }
         std::thread::scope(|scope| {
             let (tx, rx) = mpsc::channel();
             for _ in 0..workers {
@@ -221,10 +221,6 @@ impl Executor<'_> {
         outcome.interrupted = self.interrupt.load(Ordering::SeqCst);
         outcome
     }
-}
-
-fn tasks_empty(shared: &Shared<'_>) -> bool {
-    shared.queue.lock().map(|q| q.is_empty()).unwrap_or(true)
 }
 
 /// The watching thread's state.

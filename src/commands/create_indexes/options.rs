@@ -61,6 +61,8 @@ pub struct SessionSettings {
     pub lock_retries: u32,
     /// Shown in pg_stat_activity, so a DBA (and a second run) can tell who holds what.
     pub application_name: String,
+    /// Server settings for the build's sessions (name, value); empty: the server's own.
+    pub server_settings: Vec<(&'static str, String)>,
 }
 
 impl SessionSettings {
@@ -91,6 +93,7 @@ impl SessionSettings {
             statement_timeout,
             lock_retries: args.lock_retries.unwrap_or(config.indexes.lock_retries),
             application_name: format!("{} {command}", config.application_name()),
+            server_settings: Vec::new(),
         }
     }
 
@@ -99,14 +102,18 @@ impl SessionSettings {
         Duration::from_secs(1u64 << attempt.saturating_sub(1).min(5)).min(Duration::from_secs(30))
     }
 
-    /// One line for reports: "lock_timeout 1m, statement_timeout 2h, 3 retries".
+    /// One line for reports: "lock_timeout 1m, statement_timeout 2h, 3 lock retries".
     pub fn describe(&self) -> String {
-        format!(
+        let mut text = format!(
             "lock_timeout {}, statement_timeout {}, {} lock retries",
             humantime::format_duration(self.lock_timeout),
             humantime::format_duration(self.statement_timeout),
             self.lock_retries
-        )
+        );
+        for (name, value) in &self.server_settings {
+            text.push_str(&format!(", {name} {value}"));
+        }
+        text
     }
 }
 

@@ -5,6 +5,7 @@ use super::executor::{Cleanup, Step, Task};
 use crate::catalog::IndexSpec;
 use crate::db::quote_ident;
 use crate::index_state::{LiveIndex, State};
+use std::collections::HashSet;
 
 /// The decision for one index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +22,8 @@ pub enum Action {
     LeaveDrifted,
     /// INVALID but a build of it is running in another session right now.
     Busy,
+    /// The name is taken by an index of another table: not ours to drop.
+    Foreign,
 }
 
 /// One managed index with its state and the decision.
@@ -32,13 +35,21 @@ pub struct Planned {
     pub action: Action,
 }
 
-/// Decides for each index; `specs` and `live` are in the same order.
-pub fn decide(specs: &[IndexSpec], live: Vec<LiveIndex>, replace_drifted: bool) -> Vec<Planned> {
+/// Decides for each index; `specs` and `live` are in the same order;
+/// `on_table` holds the oids of the managed table's indexes.
+pub fn decide(
+    specs: &[IndexSpec],
+    live: Vec<LiveIndex>,
+    on_table: &HashSet<u32>,
+    replace_drifted: bool,
+) -> Vec<Planned> {
     specs
         .iter()
         .zip(live)
         .map(|(spec, live)| {
+            let foreign = live.oid.is_some_and(|oid| !on_table.contains(&oid));
             let action = match (&live.state, live.building) {
+                _ if foreign => Action::Foreign,
                 (State::Missing, _) => Action::Create,
                 (State::Matches, _) => Action::Skip,
                 (State::Invalid, true) => Action::Busy,
@@ -87,7 +98,7 @@ impl Planned {
         match self.action {
             Action::Create => vec![create],
             Action::Rebuild | Action::Replace => vec![drop_step(&self.spec), create],
-            Action::Skip | Action::LeaveDrifted | Action::Busy => Vec::new(),
+            Action::Skip | Action::LeaveDrifted | Action::Busy | Action::Foreign => Vec::new(),
         }
     }
 
@@ -110,14 +121,14 @@ mod tests {
     fn live(state: State, building: bool) -> LiveIndex {
         LiveIndex {
             name: "idx_orders_scene".into(),
-            state,
+            state: state.clone(),
             expected: String::new(),
             live: None,
             valid: false,
             ready: false,
             building,
             size_bytes: 0,
-            oid: None,
+            oid: (state != State::Missing).then_some(7),
         }
     }
 
@@ -129,15 +140,23 @@ mod tests {
         )
         .unwrap();
         let spec = &set.indexes[..];
-        let one = |s, b, r| decide(spec, vec![live(s, b)], r)[0].action;
+        let ours = HashSet::from([7]);
+        let one = |s, b, r| decide(spec, vec![live(s, b)], &ours, r)[0].action;
         assert_eq!(one(State::Missing, false, false), Action::Create);
         assert_eq!(one(State::Matches, false, false), Action::Skip);
         assert_eq!(one(State::Invalid, false, false), Action::Rebuild);
         assert_eq!(one(State::Invalid, true, false), Action::Busy);
         assert_eq!(one(State::Drifted, false, false), Action::LeaveDrifted);
         assert_eq!(one(State::Drifted, false, true), Action::Replace);
+        // Under a managed name on another table: never dropped, whatever its state.
+        let elsewhere = HashSet::from([8]);
+        for state in [State::Drifted, State::Invalid] {
+            let p = &decide(spec, vec![live(state, false)], &elsewhere, true)[0];
+            assert_eq!(p.action, Action::Foreign);
+            assert!(p.steps(true).is_empty());
+        }
 
-        let rebuild = &decide(spec, vec![live(State::Invalid, false)], false)[0];
+        let rebuild = &decide(spec, vec![live(State::Invalid, false)], &ours, false)[0];
         let sql: Vec<String> = rebuild.steps(true).into_iter().map(|s| s.sql).collect();
         assert_eq!(
             sql,
@@ -152,8 +171,10 @@ mod tests {
             "CREATE INDEX \"idx_orders_scene\" ON \"public\".\"orders\" (scene)"
         );
         assert!(steps[1].cleanup.is_none());
-        assert!(decide(spec, vec![live(State::Matches, false)], false)[0]
-            .task(0, true)
-            .is_none());
+        assert!(
+            decide(spec, vec![live(State::Matches, false)], &ours, false)[0]
+                .task(0, true)
+                .is_none()
+        );
     }
 }

@@ -31,6 +31,11 @@ pub fn open(config: &Config, settings: &SessionSettings) -> Result<Session> {
             ],
         )
         .map_err(|e| anyhow!("cannot set up a session: {}", describe_pg_error(&e)))?;
+    for (name, value) in &settings.server_settings {
+        client
+            .execute("SELECT set_config($1, $2, false)", &[name, value])
+            .map_err(|e| anyhow!("cannot set {name} to {value}: {}", describe_pg_error(&e)))?;
+    }
     Ok(Session {
         pid: row.get(2),
         client,
