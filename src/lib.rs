@@ -12,6 +12,7 @@ pub mod config;
 pub mod conninfo;
 pub mod db;
 pub mod index_state;
+pub mod interrupt;
 pub mod params;
 pub mod pg_sandbox;
 pub mod report;
@@ -29,20 +30,20 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     let format = cli.global.format;
     // Resolved only by the commands that use a database.
     let config = || config::resolve(&cli.global.overrides(), &config::process_env);
+    // The CLI owns Ctrl-C: long runs stop cleanly and report what they did (exit 130).
+    if !matches!(cli.command, Command::Completions(_) | Command::Man) {
+        interrupt::install_or_warn();
+    }
     match &cli.command {
         Command::Completions(args) => commands::shell::completions(args, out),
         Command::Man => commands::shell::man(out),
         Command::Seed(args) => report::emit(&commands::seed::run(&config()?, args)?, format, out),
-        Command::CreateIndexes(args) => {
-            commands::create_indexes::interrupt::install_or_warn();
-            report::emit(
-                &commands::create_indexes::run(&config()?, args)?,
-                format,
-                out,
-            )
-        }
+        Command::CreateIndexes(args) => report::emit(
+            &commands::create_indexes::run(&config()?, args)?,
+            format,
+            out,
+        ),
         Command::DropIndexes(args) => {
-            commands::create_indexes::interrupt::install_or_warn();
             report::emit(&commands::drop_indexes::run(&config()?, args)?, format, out)
         }
         Command::Verify(args) => {

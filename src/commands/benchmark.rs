@@ -279,7 +279,6 @@ pub fn run(config: &Config, args: &BenchmarkArgs) -> Result<BenchmarkReport> {
     )?;
     let jobs = &setup.jobs;
 
-    runner::install_ctrlc();
     let (measured, pool) = measure(config, jobs, &settings, Scans::Planner)?;
     let seqscan = if args.compare_seqscan && !runner::stopped() {
         Some(measure(config, jobs, &settings, Scans::SeqOnly)?.0)

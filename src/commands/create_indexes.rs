@@ -10,7 +10,6 @@
 
 pub mod activity;
 pub mod executor;
-pub mod interrupt;
 pub mod options;
 pub mod plan;
 pub mod progress;
@@ -25,6 +24,7 @@ use crate::catalog::{IndexSet, IndexSpec};
 use crate::config::Config;
 use crate::db::describe_pg_error;
 use crate::index_state::{self, LiveIndex};
+use crate::interrupt;
 use crate::report;
 use anyhow::{bail, Result};
 use executor::{Executor, RunOutcome};

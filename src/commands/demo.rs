@@ -91,6 +91,9 @@ pub fn run(config: &Config, args: &DemoArgs, out: &mut dyn Write) -> Result<Outc
     let built = create_indexes::run(&config, &CreateIndexesArgs::default())?;
     report::render(&built, Format::Table, out)?;
 
+    if crate::interrupt::requested() {
+        return Ok(Outcome::Interrupted);
+    }
     heading(out, "5. Verify the deploy")?;
     let verified = verify::run(&config, &VerifyArgs::default())?;
     report::render(&verified, Format::Table, out)?;
@@ -108,6 +111,9 @@ pub fn run(config: &Config, args: &DemoArgs, out: &mut dyn Write) -> Result<Outc
     )?;
     report::render(&after, Format::Table, out)?;
 
+    if crate::interrupt::requested() {
+        return Ok(Outcome::Interrupted);
+    }
     heading(out, "7. Pool status")?;
     let status = pool_status::run(&config, &PoolStatusArgs::default())?;
     report::render(&status, Format::Table, out)?;

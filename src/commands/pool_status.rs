@@ -11,7 +11,7 @@
 // render.rs the table.
 
 mod figures;
-mod interrupt;
+use crate::interrupt;
 mod load;
 mod render;
 mod watch;
@@ -138,7 +138,7 @@ pub fn run_cli(
         return watch::run(config, args, every.0, format, out);
     }
     let stop = match args.load {
-        Some(_) => interrupt::ctrl_c().unwrap_or(interrupt::never()),
+        Some(_) => interrupt::flag(),
         None => interrupt::never(),
     };
     report::emit(&run_until(config, args, stop)?, format, out)

@@ -16,8 +16,7 @@ use crate::seed_data::Rng;
 use anyhow::{anyhow, Result};
 use postgres::types::ToSql;
 use postgres::{Client, Statement};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Once;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// One query ready to run: its SQL and where its parameters come from.
@@ -81,25 +80,10 @@ pub struct Measured {
 
 // ------------------------------------------------------------------ Ctrl-C
 
-static STOP: AtomicBool = AtomicBool::new(false);
-static CTRLC: Once = Once::new();
-
-/// Ctrl-C stops the run after the current query runs and the report shows
-/// what was measured; a second Ctrl-C exits at once.
-pub fn install_ctrlc() {
-    STOP.store(false, Ordering::SeqCst);
-    CTRLC.call_once(|| {
-        // Another handler (a host program's) wins; the run then just cannot be stopped early.
-        let _ = ctrlc::set_handler(|| {
-            if STOP.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        });
-    });
-}
-
+/// Ctrl-C (installed by the CLI, see crate::interrupt) stops the run after
+/// the current query runs; the report shows what was measured.
 pub fn stopped() -> bool {
-    STOP.load(Ordering::Relaxed)
+    crate::interrupt::requested()
 }
 
 // --------------------------------------------------------------- executing

@@ -24,7 +24,7 @@ pub fn run(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
-    let stop = super::interrupt::ctrl_c().unwrap_or(super::interrupt::never());
+    let stop = crate::interrupt::flag();
     let redraw = format == Format::Table && std::io::stdout().is_terminal();
     let pool = super::open_probe_pool(config)?;
     let mut first = true;
