@@ -4,7 +4,7 @@
 //
 // Options (after `--`): --reps N (default 3), --orders N (the large size,
 // default 1000000), --with-10m (adds the 10M-row scaling step: minutes),
-// --only SECTION (seed, indexes, benchmark, verify, startup; repeatable).
+// --only SECTION (seed, indexes, benchmark, verify, scaling, startup; repeatable).
 
 use o2o_db::pg_sandbox::Sandbox;
 use std::process::{Command, Stdio};
@@ -28,6 +28,9 @@ fn main() {
     if opts.wants("seed") {
         seed_vs_copy(&sandbox, &opts, &mut table);
     }
+    if opts.wants("indexes") {
+        indexes_vs_psql(&sandbox, &opts, &mut table);
+    }
     if opts.wants("benchmark") || opts.wants("verify") {
         let report_db = indexed_db(&sandbox, "peers_report", o2o_db::seed_data::DEFAULT_ORDERS);
         if opts.wants("benchmark") {
@@ -36,6 +39,9 @@ fn main() {
         if opts.wants("verify") {
             verify_time(&sandbox, &report_db, &opts, &mut table);
         }
+    }
+    if opts.wants("scaling") {
+        scaling(&sandbox, &opts, &mut table);
     }
     if opts.wants("startup") {
         startup(&opts, &mut table);
@@ -156,6 +162,142 @@ fn index_statements(concurrently: bool) -> Vec<String> {
         .iter()
         .map(|i| i.create_sql(concurrently))
         .collect()
+}
+
+/// Section 2. The 11 builds on the large table: o2o-db --no-concurrently --jobs 2
+/// against the faster of psql one by one and two psql sessions with half each;
+/// the default concurrent path against psql's CONCURRENTLY statements one by one.
+fn indexes_vs_psql(sandbox: &Sandbox, opts: &Options, table: &mut Rows) {
+    let n = opts.orders;
+    let db = fresh_db(sandbox, "peers_indexes");
+    run_o2o(
+        sandbox,
+        &db,
+        &["seed", "--create-schema", "--orders", &n.to_string()],
+    );
+    let plain = index_statements(false);
+    let concurrent = index_statements(true);
+    let (odd, even): (Vec<_>, Vec<_>) = plain
+        .iter()
+        .cloned()
+        .enumerate()
+        .partition(|(i, _)| i % 2 == 0);
+    let halves = [
+        odd.into_iter().map(|(_, s)| s).collect::<Vec<_>>(),
+        even.into_iter().map(|(_, s)| s).collect::<Vec<_>>(),
+    ];
+    let drop_all = || {
+        let drops: Vec<String> = o2o_db::catalog::IndexSet::builtin()
+            .unwrap_or_else(|e| fail(&format!("{e:#}")))
+            .indexes
+            .iter()
+            .map(|i| i.drop_sql(false))
+            .collect();
+        psql(sandbox, &db, &drops.join(";"));
+        psql(sandbox, &db, "CHECKPOINT");
+    };
+    let mut t = [Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..opts.reps {
+        drop_all();
+        t[0].push(time(|| {
+            wait_all(vec![psql_file(sandbox, &db, "plain.sql", &plain)])
+        }));
+        drop_all();
+        t[1].push(time(|| {
+            wait_all(vec![
+                psql_file(sandbox, &db, "half1.sql", &halves[0]),
+                psql_file(sandbox, &db, "half2.sql", &halves[1]),
+            ])
+        }));
+        drop_all();
+        t[2].push(time(|| {
+            run_o2o(
+                sandbox,
+                &db,
+                &[
+                    "create-indexes",
+                    "--no-concurrently",
+                    "--jobs",
+                    "2",
+                    "--no-analyze",
+                ],
+            )
+        }));
+        drop_all();
+        t[3].push(time(|| {
+            wait_all(vec![psql_file(sandbox, &db, "conc.sql", &concurrent)])
+        }));
+        drop_all();
+        t[4].push(time(|| {
+            run_o2o(sandbox, &db, &["create-indexes", "--no-analyze"])
+        }));
+    }
+    let [one_by_one, two_sessions, jobs2, psql_conc, o2o_conc] =
+        t.map(|v| median(&v).as_secs_f64());
+    let best = one_by_one.min(two_sessions);
+    table.push(Row {
+        what: format!("create-indexes --no-concurrently --jobs 2, {n} orders (s)"),
+        o2o: format!("{jobs2:.2}"),
+        peer: format!(
+            "{best:.2} (psql: one by one {one_by_one:.2}, two sessions {two_sessions:.2})"
+        ),
+        ratio: jobs2 / best,
+        target: "≤ 1.00".into(),
+        met: jobs2 / best <= 1.0,
+    });
+    table.push(Row {
+        what: format!("create-indexes (CONCURRENTLY), {n} orders (s)"),
+        o2o: format!("{o2o_conc:.2}"),
+        peer: format!("{psql_conc:.2} (psql CONCURRENTLY one by one)"),
+        ratio: o2o_conc / psql_conc,
+        target: "≤ 1.05".into(),
+        met: o2o_conc / psql_conc <= 1.05,
+    });
+}
+
+/// Section 5. How seed, create-indexes and verify grow from the report's size to the large one (and 10M).
+fn scaling(sandbox: &Sandbox, opts: &Options, table: &mut Rows) {
+    let mut sizes = vec![o2o_db::seed_data::DEFAULT_ORDERS, opts.orders];
+    if opts.with_10m {
+        sizes.push(10_000_000);
+    }
+    let mut first: Option<(f64, f64, f64)> = None;
+    for n in sizes {
+        let db = fresh_db(sandbox, &format!("peers_scale_{n}"));
+        let seed = time(|| {
+            run_o2o(
+                sandbox,
+                &db,
+                &["seed", "--create-schema", "--orders", &n.to_string()],
+            )
+        })
+        .as_secs_f64();
+        let build = time(|| run_o2o(sandbox, &db, &["create-indexes"])).as_secs_f64();
+        let verify = median(
+            &(0..3)
+                .map(|_| time(|| drop(o2o_output(sandbox, &db, &["verify"]))))
+                .collect::<Vec<_>>(),
+        )
+        .as_secs_f64();
+        let (s0, b0, v0) = *first.get_or_insert((seed, build, verify));
+        let rows_ratio = n as f64 / o2o_db::seed_data::DEFAULT_ORDERS as f64;
+        // Linear growth is the expectation; fixed costs make small sizes look dearer.
+        let linear = seed / s0 <= rows_ratio * 1.5 && build / b0 <= rows_ratio * 1.5;
+        table.push(Row {
+            what: format!("scaling at {n} orders: seed / create-indexes / verify (s)"),
+            o2o: format!("{seed:.2} / {build:.2} / {verify:.2}"),
+            peer: format!(
+                "×{:.1} / ×{:.1} / ×{:.1} of the smallest",
+                seed / s0,
+                build / b0,
+                verify / v0
+            ),
+            ratio: rows_ratio,
+            target: "seed, build ≤ 1.5 × rows ratio".into(),
+            met: linear,
+        });
+        let _ = sandbox.drop_database(&db);
+    }
 }
 
 /// Section 3. Every query of the suite: o2o-db's mean latency (one client) against

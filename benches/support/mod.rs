@@ -9,7 +9,7 @@ pub struct Options {
     pub reps: usize,
     pub orders: u64,
     pub with_10m: bool,
-    /// Run only these sections (seed, indexes, benchmark, verify, startup); empty: all.
+    /// Run only these sections (seed, indexes, benchmark, verify, scaling, startup); empty: all.
     pub only: Vec<String>,
 }
 
@@ -87,6 +87,44 @@ pub fn psql(sandbox: &Sandbox, db: &str, sql: &str) {
             "psql failed: {}",
             String::from_utf8_lossy(&out.stderr)
         ));
+    }
+}
+
+/// Runs a SQL file with psql (each statement on its own, as psql -f does).
+pub fn psql_file(
+    sandbox: &Sandbox,
+    db: &str,
+    name: &str,
+    statements: &[String],
+) -> std::process::Child {
+    let file = sandbox.root().join(name);
+    let text: String = statements.iter().map(|s| format!("{s};\n")).collect();
+    std::fs::write(&file, text).unwrap_or_else(|e| fail(&format!("writing {name}: {e}")));
+    Command::new(sandbox.bindir().join("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
+        .arg(sandbox.socket_dir())
+        .args([
+            "-p",
+            &sandbox.port().to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-f",
+        ])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| fail(&format!("cannot run psql: {e}")))
+}
+
+/// Waits for psql children and fails the bench if any failed.
+pub fn wait_all(children: Vec<std::process::Child>) {
+    for mut c in children {
+        let ok = c.wait().is_ok_and(|s| s.success());
+        if !ok {
+            fail("psql failed");
+        }
     }
 }
 
