@@ -2,13 +2,9 @@
 
 use crate::support;
 
-#[test]
-fn demo_runs_the_story_and_cleans_up() {
-    // Big enough that the planner prefers the indexes (on a few pages a seq scan is right).
-    let out = support::bare_cmd()
-        .args(["demo", "--orders", "20000", "--stores", "3"])
-        .output()
-        .unwrap();
+/// Runs the demo and returns its stdout; it must exit 0.
+fn demo(args: &[&str]) -> String {
+    let out = support::bare_cmd().arg("demo").args(args).output().unwrap();
     let text = support::stdout(&out);
     assert_eq!(
         out.status.code(),
@@ -16,6 +12,13 @@ fn demo_runs_the_story_and_cleans_up() {
         "{text}\n{}",
         support::stderr(&out)
     );
+    text
+}
+
+#[test]
+fn demo_runs_the_story_and_cleans_up() {
+    // Big enough that the planner prefers the indexes (on a few pages a seq scan is right).
+    let text = demo(&["--orders", "20000", "--stores", "3"]);
     let headings: Vec<&str> = text.lines().filter(|l| l.starts_with("== ")).collect();
     assert_eq!(headings.len(), 7, "{headings:?}");
     for (i, h) in headings.iter().enumerate() {
@@ -47,17 +50,7 @@ fn demo_runs_the_story_and_cleans_up() {
 
 #[test]
 fn demo_keep_leaves_a_server_and_says_how_to_stop_it() {
-    let out = support::bare_cmd()
-        .args(["demo", "--orders", "20000", "--keep"])
-        .output()
-        .unwrap();
-    let text = support::stdout(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}\n{}",
-        support::stderr(&out)
-    );
+    let text = demo(&["--orders", "20000", "--keep"]);
     let url = text
         .lines()
         .find_map(|l| l.strip_prefix("URL:  "))

@@ -64,10 +64,10 @@ pub fn fresh_db(sandbox: &Sandbox, name: &str) -> String {
     name.to_string()
 }
 
-/// Runs psql with `sql` (a script, or a single \copy line) against `db`, as the superuser.
-pub fn psql(sandbox: &Sandbox, db: &str, sql: &str) {
-    let out = Command::new(sandbox.bindir().join("psql"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
+/// psql against `db` on the sandbox's socket, as the superuser, stopping at the first error.
+fn psql_command(sandbox: &Sandbox, db: &str) -> Command {
+    let mut c = Command::new(sandbox.bindir().join("psql"));
+    c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
         .arg(sandbox.socket_dir())
         .args([
             "-p",
@@ -76,10 +76,15 @@ pub fn psql(sandbox: &Sandbox, db: &str, sql: &str) {
             "postgres",
             "-d",
             db,
-            "-c",
-            sql,
         ])
-        .stdout(Stdio::null())
+        .stdout(Stdio::null());
+    c
+}
+
+/// Runs psql with `sql` (a script, or a single \copy line) against `db`.
+pub fn psql(sandbox: &Sandbox, db: &str, sql: &str) {
+    let out = psql_command(sandbox, db)
+        .args(["-c", sql])
         .output()
         .unwrap_or_else(|e| fail(&format!("cannot run psql: {e}")));
     if !out.status.success() {
@@ -90,7 +95,7 @@ pub fn psql(sandbox: &Sandbox, db: &str, sql: &str) {
     }
 }
 
-/// Runs a SQL file with psql (each statement on its own, as psql -f does).
+/// Starts psql on a file of `statements` (each run on its own, as psql -f does).
 pub fn psql_file(
     sandbox: &Sandbox,
     db: &str,
@@ -100,20 +105,9 @@ pub fn psql_file(
     let file = sandbox.root().join(name);
     let text: String = statements.iter().map(|s| format!("{s};\n")).collect();
     std::fs::write(&file, text).unwrap_or_else(|e| fail(&format!("writing {name}: {e}")));
-    Command::new(sandbox.bindir().join("psql"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
-        .arg(sandbox.socket_dir())
-        .args([
-            "-p",
-            &sandbox.port().to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            db,
-            "-f",
-        ])
+    psql_command(sandbox, db)
+        .arg("-f")
         .arg(&file)
-        .stdout(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| fail(&format!("cannot run psql: {e}")))
 }

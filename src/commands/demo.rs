@@ -80,43 +80,47 @@ pub fn run(config: &Config, args: &DemoArgs, out: &mut dyn Write) -> Result<Outc
     )?;
     report::render(&seeded, Format::Table, out)?;
 
-    heading(out, "3. Benchmark before the indexes (the V8.4 state)")?;
-    let before = benchmark::run(&config, &BenchmarkArgs::default())?;
-    report::render(&before, Format::Table, out)?;
-
-    heading(
+    let Some(_before) = step(
+        out,
+        "3. Benchmark before the indexes (the V8.4 state)",
+        || benchmark::run(&config, &BenchmarkArgs::default()),
+    )?
+    else {
+        return Ok(Outcome::Interrupted);
+    };
+    let Some(built) = step(
         out,
         "4. Create the managed indexes (CONCURRENTLY, as on a live table)",
-    )?;
-    let built = create_indexes::run(&config, &CreateIndexesArgs::default())?;
-    report::render(&built, Format::Table, out)?;
-
-    if crate::interrupt::requested() {
+        || create_indexes::run(&config, &CreateIndexesArgs::default()),
+    )?
+    else {
         return Ok(Outcome::Interrupted);
-    }
-    heading(out, "5. Verify the deploy")?;
-    let verified = verify::run(&config, &VerifyArgs::default())?;
-    report::render(&verified, Format::Table, out)?;
-
-    heading(
+    };
+    let Some(verified) = step(out, "5. Verify the deploy", || {
+        verify::run(&config, &VerifyArgs::default())
+    })?
+    else {
+        return Ok(Outcome::Interrupted);
+    };
+    let after_args = BenchmarkArgs {
+        compare_seqscan: true,
+        ..BenchmarkArgs::default()
+    };
+    let Some(after) = step(
         out,
         "6. Benchmark after, with the seq-scan comparison (what the indexes bought)",
-    )?;
-    let after = benchmark::run(
-        &config,
-        &BenchmarkArgs {
-            compare_seqscan: true,
-            ..BenchmarkArgs::default()
-        },
-    )?;
-    report::render(&after, Format::Table, out)?;
-
-    if crate::interrupt::requested() {
+        || benchmark::run(&config, &after_args),
+    )?
+    else {
+        return Ok(Outcome::Interrupted);
+    };
+    if step(out, "7. Pool status", || {
+        pool_status::run(&config, &PoolStatusArgs::default())
+    })?
+    .is_none()
+    {
         return Ok(Outcome::Interrupted);
     }
-    heading(out, "7. Pool status")?;
-    let status = pool_status::run(&config, &PoolStatusArgs::default())?;
-    report::render(&status, Format::Table, out)?;
 
     // The story ends well when the indexes were built, verify passes and the queries are fast.
     let outcome = built.outcome().and(verified.outcome()).and(after.outcome());
@@ -131,6 +135,22 @@ pub fn run(config: &Config, args: &DemoArgs, out: &mut dyn Write) -> Result<Outc
         writeln!(out, "stop: {}", sandbox.stop_command())?;
     }
     Ok(outcome)
+}
+
+/// One step of the story: its heading, then its normal report. None when
+/// Ctrl-C has stopped the demo (a step that was running reports what it did).
+fn step<R: Report>(
+    out: &mut dyn Write,
+    title: &str,
+    run: impl FnOnce() -> Result<R>,
+) -> Result<Option<R>> {
+    if crate::interrupt::requested() {
+        return Ok(None);
+    }
+    heading(out, title)?;
+    let report = run()?;
+    report::render(&report, Format::Table, out)?;
+    Ok(Some(report))
 }
 
 fn heading(out: &mut dyn Write, title: &str) -> Result<()> {
