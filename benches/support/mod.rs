@@ -190,6 +190,11 @@ impl Rows {
         self.0.push(r);
     }
 
+    /// Whether any target was missed.
+    pub fn missed(&self) -> bool {
+        self.0.iter().any(|r| !r.met)
+    }
+
     pub fn print(&self) {
         let mut t = comfy_table::Table::new();
         t.load_preset(comfy_table::presets::ASCII_MARKDOWN);
