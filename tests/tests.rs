@@ -7,6 +7,7 @@ mod benchmark;
 mod config;
 mod create_indexes;
 mod demo;
+mod faults;
 mod fuzz;
 mod index_state;
 mod params;

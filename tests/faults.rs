@@ -1,0 +1,177 @@
+// Faults the tool must survive against real PostgreSQL (issue 8): the server
+// restarted under benchmark and pool-status --load, a concurrent index build
+// cancelled from another session, and an unreachable server. The restart
+// tests start a server of their own, so the shared one stays up for the rest.
+
+use crate::support;
+use o2o_db::commands::seed::{self, SeedArgs};
+use o2o_db::config::Config;
+use o2o_db::pg_sandbox::Sandbox;
+use std::io::Read;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A private server with a small seeded database, for tests that restart it.
+fn own_server(orders: u64) -> (Sandbox, Config) {
+    let sandbox = Sandbox::start().expect("start a private PostgreSQL");
+    let mut config = Config::defaults();
+    config.conn = sandbox.conn_info("o2o_faults");
+    let args = SeedArgs {
+        orders,
+        create_schema: true,
+        ..SeedArgs::default()
+    };
+    seed::run(&config, &args).expect("seed the private server");
+    (sandbox, config)
+}
+
+/// The binary against `url`, with a clean environment, output captured.
+fn spawn(url: &str, args: &[&str]) -> Child {
+    let bin = assert_cmd::cargo::cargo_bin("o2o-db");
+    let mut c = Command::new(bin);
+    c.current_dir(support::scratch_dir());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PG") || k.starts_with("O2O_DB_") || k == "DATABASE_URL" {
+            c.env_remove(k);
+        }
+    }
+    c.env("HOME", support::scratch_dir())
+        .arg("--database-url")
+        .arg(url)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run o2o-db")
+}
+
+/// Waits for `child` until `deadline` after it started; a child still running
+/// then is killed and the test fails: a hang is the fault being tested.
+fn wait_bounded(mut child: Child, started: Instant, deadline: Duration, what: &str) -> Output {
+    let mut out_pipe = child.stdout.take().expect("stdout piped");
+    let mut err_pipe = child.stderr.take().expect("stderr piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out_pipe.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err_pipe.read_to_end(&mut buf);
+        buf
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for o2o-db") {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} still running after {deadline:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: out_reader.join().expect("stdout reader"),
+        stderr: err_reader.join().expect("stderr reader"),
+    }
+}
+
+fn assert_no_panic(out: &Output, what: &str) {
+    let err = support::stderr(out);
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{what} panicked: {err}"
+    );
+}
+
+fn json(out: &Output, what: &str) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{what}: stdout is not JSON ({e}); status {:?}\nstdout: {}\nstderr: {}",
+            out.status,
+            support::stdout(out),
+            support::stderr(out)
+        )
+    })
+}
+
+/// Runs `args` in a child against a private server, restarts the server a
+/// second in, and returns the child's output once it has finished (bounded),
+/// with the server back up.
+fn restart_during(args: &[&str], deadline: Duration) -> (Sandbox, Output) {
+    let (mut sandbox, _config) = own_server(3000);
+    let url = sandbox.url("o2o_faults");
+    let started = Instant::now();
+    let child = spawn(&url, args);
+    std::thread::sleep(Duration::from_millis(1500));
+    sandbox.restart().expect("restart the server");
+    let out = wait_bounded(child, started, deadline, &args.join(" "));
+    assert_no_panic(&out, &args.join(" "));
+    (sandbox, out)
+}
+
+#[test]
+fn the_server_restarted_during_benchmark_is_counted_and_the_pool_reconnects() {
+    for clients in ["1", "4"] {
+        let args = [
+            "--format",
+            "json",
+            "benchmark",
+            "--only",
+            "latest_orders",
+            "--warmup",
+            "1",
+            "--duration",
+            "6s",
+            "--clients",
+            clients,
+        ];
+        let (sandbox, out) = restart_during(&args, Duration::from_secs(60));
+        let report = json(&out, "benchmark across a restart");
+        let q = &report["queries"][0];
+        let errors = q["errors"].as_u64().expect("errors counted");
+        let iterations = q["iterations"].as_u64().expect("iterations");
+        assert!(
+            errors >= 1,
+            "clients {clients}: the restart cost no run: {q}"
+        );
+        assert!(
+            q["last_error"].is_string(),
+            "clients {clients}: the error is shown: {q}"
+        );
+        // The runs went on once the server was back: the connection was replaced.
+        assert!(
+            iterations > errors,
+            "clients {clients}: nothing ran after the restart: {q}"
+        );
+        // Errors are findings, not a failure to run.
+        assert_eq!(out.status.code(), Some(1), "clients {clients}: {q}");
+
+        // A later run against the restarted server is clean.
+        let later = wait_bounded(
+            spawn(
+                &sandbox.url("o2o_faults"),
+                &[
+                    "--format",
+                    "json",
+                    "benchmark",
+                    "--only",
+                    "latest_orders",
+                    "--iterations",
+                    "5",
+                    "--clients",
+                    clients,
+                ],
+            ),
+            Instant::now(),
+            Duration::from_secs(60),
+            "benchmark after the restart",
+        );
+        let report = json(&later, "benchmark after the restart");
+        assert_eq!(report["queries"][0]["errors"], 0, "{report}");
+        assert_eq!(later.status.code(), Some(0), "{}", support::stderr(&later));
+    }
+}
