@@ -175,3 +175,59 @@ fn the_server_restarted_during_benchmark_is_counted_and_the_pool_reconnects() {
         assert_eq!(later.status.code(), Some(0), "{}", support::stderr(&later));
     }
 }
+
+#[test]
+fn the_server_restarted_during_pool_status_load_is_counted_and_the_pool_reconnects() {
+    let args = [
+        "--format",
+        "json",
+        "pool-status",
+        "--load",
+        "4",
+        "--duration",
+        "6s",
+    ];
+    let (sandbox, out) = restart_during(&args, Duration::from_secs(60));
+    let report = json(&out, "pool-status --load across a restart");
+    let load = &report["load"];
+    let failures = ["connection_errors", "query_errors", "timeouts"]
+        .iter()
+        .map(|k| {
+            load[k]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{k} counted: {load}"))
+        })
+        .sum::<u64>();
+    assert!(failures >= 1, "the restart cost no session: {load}");
+    let completed = load["completed"].as_u64().expect("completed");
+    assert!(completed >= 1, "nothing ran: {load}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "failed sessions are findings: {load}"
+    );
+
+    let later = wait_bounded(
+        spawn(
+            &sandbox.url("o2o_faults"),
+            &[
+                "--format",
+                "json",
+                "pool-status",
+                "--load",
+                "4",
+                "--duration",
+                "1s",
+            ],
+        ),
+        Instant::now(),
+        Duration::from_secs(60),
+        "pool-status --load after the restart",
+    );
+    let report = json(&later, "pool-status --load after the restart");
+    let load = &report["load"];
+    for k in ["connection_errors", "query_errors", "timeouts"] {
+        assert_eq!(load[k], 0, "{k}: {load}");
+    }
+    assert_eq!(later.status.code(), Some(0), "{}", support::stderr(&later));
+}
