@@ -3,7 +3,7 @@
 // cancelled from another session, and an unreachable server. The restart
 // tests start a server of their own, so the shared one stays up for the rest.
 
-use crate::support;
+use crate::support::{self, TestDb};
 use o2o_db::commands::seed::{self, SeedArgs};
 use o2o_db::config::Config;
 use o2o_db::pg_sandbox::Sandbox;
@@ -230,4 +230,79 @@ fn the_server_restarted_during_pool_status_load_is_counted_and_the_pool_reconnec
         assert_eq!(load[k], 0, "{k}: {load}");
     }
     assert_eq!(later.status.code(), Some(0), "{}", support::stderr(&later));
+}
+
+/// Waits for a CREATE INDEX run by create-indexes and cancels it from another
+/// session; returns the cancelled backend's query, or None if none showed up.
+fn cancel_first_build(db: &TestDb, within: Duration) -> Option<String> {
+    let mut canceller = db.client();
+    let started = Instant::now();
+    while started.elapsed() < within {
+        let row = canceller
+            .query_opt(
+                "SELECT pid, query FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name LIKE '%create-indexes%' \
+                   AND state = 'active' AND query ILIKE 'CREATE%INDEX%' LIMIT 1",
+                &[],
+            )
+            .expect("read pg_stat_activity");
+        if let Some(row) = row {
+            let pid: i32 = row.get(0);
+            let cancelled: bool = canceller
+                .query_one("SELECT pg_cancel_backend($1)", &[&pid])
+                .expect("pg_cancel_backend")
+                .get(0);
+            if cancelled {
+                return Some(row.get(1));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+#[test]
+fn a_concurrent_build_cancelled_from_another_session_fails_cleanly_and_the_next_run_builds_it() {
+    let db = TestDb::seeded("faults_cancel_build", 300_000);
+    let started = Instant::now();
+    let child = spawn(&db.url(), &["--format", "json", "create-indexes"]);
+    let cancelled = cancel_first_build(&db, Duration::from_secs(60));
+    let out = wait_bounded(child, started, Duration::from_secs(300), "create-indexes");
+    assert_no_panic(&out, "create-indexes");
+    let cancelled = cancelled.expect("no CREATE INDEX seen to cancel");
+    let report = json(&out, "create-indexes with a cancelled build");
+    let summary = &report["summary"];
+    assert_eq!(summary["failed"], 1, "{report}");
+    let total = summary["total"].as_u64().expect("total");
+    assert_eq!(summary["created"].as_u64(), Some(total - 1), "{report}");
+    let failed: Vec<_> = report["indexes"]
+        .as_array()
+        .expect("indexes")
+        .iter()
+        .filter(|i| i["status"] == "failed")
+        .collect();
+    let name = failed[0]["name"].as_str().expect("name");
+    assert!(
+        cancelled.contains(name),
+        "{name} is not the one cancelled: {cancelled}"
+    );
+    let error = failed[0]["error"].as_str().expect("the reason is shown");
+    assert!(error.contains("cancel"), "{error}");
+    assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+    // The code promises the INVALID leftover is dropped at once.
+    let invalid = db.scalar_i64(
+        "SELECT count(*) FROM pg_index WHERE indrelid = 'orders'::regclass AND NOT (indisvalid AND indisready)",
+    );
+    assert_eq!(invalid, 0, "an INVALID index is left: {report}");
+
+    // The next run builds the one that was cancelled and nothing else.
+    let next = db
+        .cmd()
+        .args(["--format", "json", "create-indexes"])
+        .output()
+        .expect("run");
+    let report: serde_json::Value = serde_json::from_slice(&next.stdout).expect("json");
+    assert_eq!(report["summary"]["created"], 1, "{report}");
+    assert_eq!(report["summary"]["failed"], 0, "{report}");
+    assert_eq!(next.status.code(), Some(0), "{}", support::stderr(&next));
 }
