@@ -306,3 +306,60 @@ fn a_concurrent_build_cancelled_from_another_session_fails_cleanly_and_the_next_
     assert_eq!(report["summary"]["failed"], 0, "{report}");
     assert_eq!(next.status.code(), Some(0), "{}", support::stderr(&next));
 }
+
+/// A port on 127.0.0.1 that nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
+}
+
+#[test]
+fn an_unreachable_server_is_one_clear_line_and_exit_2_within_the_connect_timeout() {
+    const CONNECT_TIMEOUT_S: u64 = 3;
+    let port = closed_port();
+    let missing_dir = support::scratch_dir().join("no-such-socket-dir");
+    // A port that accepts the TCP connection (the kernel's backlog) and never
+    // answers: only the connect timeout ends the wait.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a silent port");
+    let silent_port = silent.local_addr().expect("local address").port();
+    let targets = [
+        (
+            format!("postgresql://postgres@127.0.0.1:{port}/o2o?connect_timeout={CONNECT_TIMEOUT_S}"),
+            format!("127.0.0.1:{port}"),
+        ),
+        (
+            format!(
+                "postgresql://postgres@/o2o?host={}&port=5432&connect_timeout={CONNECT_TIMEOUT_S}",
+                missing_dir.display()
+            ),
+            missing_dir.display().to_string(),
+        ),
+        (
+            format!("postgresql://postgres@127.0.0.1:{silent_port}/o2o?connect_timeout={CONNECT_TIMEOUT_S}"),
+            format!("127.0.0.1:{silent_port}"),
+        ),
+    ];
+    for (url, target) in &targets {
+        for command in ["verify", "benchmark", "pool-status", "create-indexes"] {
+            let started = Instant::now();
+            let bound = Duration::from_secs(CONNECT_TIMEOUT_S + 5);
+            let out = wait_bounded(spawn(url, &[command]), started, bound, command);
+            let elapsed = started.elapsed();
+            let err = support::stderr(&out);
+            assert_no_panic(&out, command);
+            assert_eq!(out.status.code(), Some(2), "{command} {target}: {err}");
+            assert!(elapsed < bound, "{command} {target}: took {elapsed:?}");
+            assert!(
+                out.stdout.is_empty(),
+                "{command}: {}",
+                support::stdout(&out)
+            );
+            let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+            assert_eq!(lines.len(), 1, "{command} {target}: one line: {err}");
+            assert!(
+                lines[0].contains(target.as_str()) && lines[0].contains("cannot connect"),
+                "{command}: the line names {target}: {err}"
+            );
+        }
+    }
+}
