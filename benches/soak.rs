@@ -113,7 +113,8 @@ fn main() {
 /// (a) 100 clients over the whole suite against the default pool.
 fn load(config: &Config, opts: &Options) {
     let queries = 9.0; // the built-in suite; each query gets its share of the time
-    let per_query = Duration::from_secs_f64((opts.load_seconds / queries).max(1.0));
+    let per_query =
+        Duration::from_millis((opts.load_seconds / queries * 1000.0).max(1000.0) as u64);
     let args = BenchmarkArgs {
         clients: 100,
         duration: Some(HumanDuration(per_query)),
