@@ -248,15 +248,39 @@ impl Pool {
 
 /// Opens one connection outside any pool (index builds, long maintenance work).
 pub fn connect(conn: &ConnInfo) -> Result<Client> {
-    conn.to_pg_config()
-        .connect(tls_connector(conn)?)
-        .map_err(|e| {
-            anyhow!(
-                "cannot connect to {}: {}",
-                conn.target(),
-                describe_pg_error(&e)
-            )
+    let config = conn.to_pg_config();
+    let tls = tls_connector(conn)?;
+    let described = |e: postgres::Error| {
+        anyhow!(
+            "cannot connect to {}: {}",
+            conn.target(),
+            describe_pg_error(&e)
+        )
+    };
+    let Some(per_host) = conn.connect_timeout else {
+        return config.connect(tls).map_err(described);
+    };
+    // Like libpq, the timeout is per host tried.
+    let limit = per_host * (conn.hosts.len().max(1) as u32);
+    // tokio-postgres's connect_timeout bounds only the socket connect, libpq's
+    // the whole handshake: a port that accepts and never answers would hang
+    // here forever. The attempt runs on a thread of its own and is abandoned
+    // (blocked until the process exits) once the limit has passed.
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("o2o-db-connect".into())
+        .spawn(move || {
+            let _ = sender.send(config.connect(tls));
         })
+        .context("cannot start a thread to connect")?;
+    match receiver.recv_timeout(limit) {
+        Ok(result) => result.map_err(described),
+        Err(_) => Err(anyhow!(
+            "cannot connect to {}: no answer within the connect timeout ({}); check that host and port are PostgreSQL's",
+            conn.target(),
+            humantime::format_duration(limit)
+        )),
+    }
 }
 
 /// The TLS connector for libpq's sslmode: require checks nothing (unless a root

@@ -77,7 +77,8 @@ pub fn inspect(client: &mut Client, set: &IndexSet) -> Result<Vec<LiveIndex>> {
              JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relname = $1 AND n.nspname = $2",
             &[&spec.name, &schema],
-        )?;
+        )
+        .map_err(|e| anyhow!("cannot read index {} from the catalog: {}", spec.name, describe_pg_error(&e)))?;
         let live = match row {
             None => LiveIndex {
                 name: spec.name.clone(),
@@ -133,7 +134,14 @@ fn expected_definitions(
         crate::db::quote_ident(schema),
         crate::db::quote_ident(table)
     );
-    let mut tx = client.transaction()?;
+    // Any failure here (a cancel, a lost connection) says what was being done.
+    let probing = |e: postgres::Error| {
+        anyhow!(
+            "cannot compare index definitions on a temporary copy of {real}: {}",
+            describe_pg_error(&e)
+        )
+    };
+    let mut tx = client.transaction().map_err(probing)?;
     tx.batch_execute(&format!(
         "CREATE TEMP TABLE o2o_db_probe (LIKE {real}) ON COMMIT DROP"
     ))
@@ -151,9 +159,10 @@ fn expected_definitions(
             table: "o2o_db_probe".into(),
             ..spec.clone()
         };
-        tx.batch_execute("SAVEPOINT probe")?;
+        tx.batch_execute("SAVEPOINT probe").map_err(probing)?;
         if let Err(e) = tx.batch_execute(&probe.create_sql_named(&probe_name, false)) {
-            tx.batch_execute("ROLLBACK TO SAVEPOINT probe")?;
+            tx.batch_execute("ROLLBACK TO SAVEPOINT probe")
+                .map_err(probing)?;
             bail!(
                 "{}:{}: index {} is not valid for table {real}: {}",
                 set.origin,
@@ -166,11 +175,12 @@ fn expected_definitions(
             .query_one(
                 "SELECT pg_get_indexdef(c.oid) FROM pg_class c WHERE c.relname = $1 AND c.relnamespace = pg_my_temp_schema()",
                 &[&probe_name],
-            )?
+            )
+            .map_err(probing)?
             .get(0);
         defs.push(rename(&def, &spec.name, &real));
     }
-    tx.rollback()?;
+    tx.rollback().map_err(probing)?;
     Ok(defs)
 }
 

@@ -8,6 +8,7 @@ mod config;
 mod create_indexes;
 mod demo;
 mod examples;
+mod faults;
 mod fuzz;
 mod index_state;
 mod params;

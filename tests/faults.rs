@@ -1,0 +1,361 @@
+// Faults the tool must survive against real PostgreSQL (issue 8): the server
+// restarted under benchmark and pool-status --load, a concurrent index build
+// cancelled from another session, and an unreachable server. The restart
+// tests start a server of their own, so the shared one stays up for the rest.
+
+use crate::support::{self, TestDb};
+use o2o_db::commands::seed::{self, SeedArgs};
+use o2o_db::config::Config;
+use o2o_db::pg_sandbox::Sandbox;
+use std::io::Read;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A private server with a small seeded database, for tests that restart it.
+fn own_server(orders: u64) -> (Sandbox, Config) {
+    let sandbox = Sandbox::start().expect("start a private PostgreSQL");
+    let mut config = Config::defaults();
+    config.conn = sandbox.conn_info("o2o_faults");
+    let args = SeedArgs {
+        orders,
+        create_schema: true,
+        ..SeedArgs::default()
+    };
+    seed::run(&config, &args).expect("seed the private server");
+    (sandbox, config)
+}
+
+/// The binary against `url`, with a clean environment, output captured.
+fn spawn(url: &str, args: &[&str]) -> Child {
+    let bin = assert_cmd::cargo::cargo_bin("o2o-db");
+    let mut c = Command::new(bin);
+    c.current_dir(support::scratch_dir());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PG") || k.starts_with("O2O_DB_") || k == "DATABASE_URL" {
+            c.env_remove(k);
+        }
+    }
+    c.env("HOME", support::scratch_dir())
+        .arg("--database-url")
+        .arg(url)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run o2o-db")
+}
+
+/// Waits for `child` until `deadline` after it started; a child still running
+/// then is killed and the test fails: a hang is the fault being tested.
+fn wait_bounded(mut child: Child, started: Instant, deadline: Duration, what: &str) -> Output {
+    let mut out_pipe = child.stdout.take().expect("stdout piped");
+    let mut err_pipe = child.stderr.take().expect("stderr piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out_pipe.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err_pipe.read_to_end(&mut buf);
+        buf
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for o2o-db") {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} still running after {deadline:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: out_reader.join().expect("stdout reader"),
+        stderr: err_reader.join().expect("stderr reader"),
+    }
+}
+
+fn assert_no_panic(out: &Output, what: &str) {
+    let err = support::stderr(out);
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{what} panicked: {err}"
+    );
+}
+
+fn json(out: &Output, what: &str) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{what}: stdout is not JSON ({e}); status {:?}\nstdout: {}\nstderr: {}",
+            out.status,
+            support::stdout(out),
+            support::stderr(out)
+        )
+    })
+}
+
+/// Runs `args` in a child against a private server, restarts the server a
+/// second in, and returns the child's output once it has finished (bounded),
+/// with the server back up.
+fn restart_during(args: &[&str], deadline: Duration) -> (Sandbox, Output) {
+    let (mut sandbox, _config) = own_server(3000);
+    let url = sandbox.url("o2o_faults");
+    let started = Instant::now();
+    let child = spawn(&url, args);
+    std::thread::sleep(Duration::from_millis(1500));
+    sandbox.restart().expect("restart the server");
+    let out = wait_bounded(child, started, deadline, &args.join(" "));
+    assert_no_panic(&out, &args.join(" "));
+    (sandbox, out)
+}
+
+/// Runs `args` against the restarted server: it must finish cleanly (exit 0)
+/// within a minute; returns its JSON report.
+fn clean_run_after_restart(sandbox: &Sandbox, args: &[&str]) -> serde_json::Value {
+    let what = format!("{} after the restart", args.join(" "));
+    let started = Instant::now();
+    let child = spawn(&sandbox.url("o2o_faults"), args);
+    let out = wait_bounded(child, started, Duration::from_secs(60), &what);
+    assert_no_panic(&out, &what);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{what}: {}",
+        support::stderr(&out)
+    );
+    json(&out, &what)
+}
+
+#[test]
+fn the_server_restarted_during_benchmark_is_counted_and_the_pool_reconnects() {
+    for clients in ["1", "4"] {
+        let args = [
+            "--format",
+            "json",
+            "benchmark",
+            "--only",
+            "latest_orders",
+            "--warmup",
+            "1",
+            "--duration",
+            "6s",
+            "--clients",
+            clients,
+        ];
+        let (sandbox, out) = restart_during(&args, Duration::from_secs(60));
+        let report = json(&out, "benchmark across a restart");
+        let q = &report["queries"][0];
+        let errors = q["errors"].as_u64().expect("errors counted");
+        let iterations = q["iterations"].as_u64().expect("iterations");
+        assert!(
+            errors >= 1,
+            "clients {clients}: the restart cost no run: {q}"
+        );
+        assert!(
+            q["last_error"].is_string(),
+            "clients {clients}: the error is shown: {q}"
+        );
+        // The runs went on once the server was back: the connection was replaced.
+        assert!(
+            iterations > errors,
+            "clients {clients}: nothing ran after the restart: {q}"
+        );
+        // Errors are findings, not a failure to run.
+        assert_eq!(out.status.code(), Some(1), "clients {clients}: {q}");
+
+        // A later run against the restarted server is clean.
+        let report = clean_run_after_restart(
+            &sandbox,
+            &[
+                "--format",
+                "json",
+                "benchmark",
+                "--only",
+                "latest_orders",
+                "--iterations",
+                "5",
+                "--clients",
+                clients,
+            ],
+        );
+        assert_eq!(report["queries"][0]["errors"], 0, "{report}");
+    }
+}
+
+#[test]
+fn the_server_restarted_during_pool_status_load_is_counted_and_the_pool_reconnects() {
+    let load_for = |duration| {
+        [
+            "--format",
+            "json",
+            "pool-status",
+            "--load",
+            "4",
+            "--duration",
+            duration,
+        ]
+    };
+    let (sandbox, out) = restart_during(&load_for("6s"), Duration::from_secs(60));
+    let report = json(&out, "pool-status --load across a restart");
+    let load = &report["load"];
+    let failures = ["connection_errors", "query_errors", "timeouts"]
+        .iter()
+        .map(|k| {
+            load[k]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{k} counted: {load}"))
+        })
+        .sum::<u64>();
+    assert!(failures >= 1, "the restart cost no session: {load}");
+    let completed = load["completed"].as_u64().expect("completed");
+    assert!(completed >= 1, "nothing ran: {load}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "failed sessions are findings: {load}"
+    );
+
+    let report = clean_run_after_restart(&sandbox, &load_for("1s"));
+    let load = &report["load"];
+    for k in ["connection_errors", "query_errors", "timeouts"] {
+        assert_eq!(load[k], 0, "{k}: {load}");
+    }
+}
+
+/// Waits for a concurrent build run by create-indexes and cancels it from
+/// another session; returns the cancelled backend's query, or None if none
+/// showed up. (Not any CREATE INDEX: the plan compares definitions by
+/// creating indexes on a temporary copy of the table first.)
+fn cancel_first_build(db: &TestDb, within: Duration) -> Option<String> {
+    let mut canceller = db.client();
+    let started = Instant::now();
+    while started.elapsed() < within {
+        let row = canceller
+            .query_opt(
+                "SELECT pid, query FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name LIKE '%create-indexes%' \
+                   AND state = 'active' AND query ILIKE 'CREATE INDEX CONCURRENTLY%' LIMIT 1",
+                &[],
+            )
+            .expect("read pg_stat_activity");
+        if let Some(row) = row {
+            let pid: i32 = row.get(0);
+            let cancelled: bool = canceller
+                .query_one("SELECT pg_cancel_backend($1)", &[&pid])
+                .expect("pg_cancel_backend")
+                .get(0);
+            if cancelled {
+                return Some(row.get(1));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+#[test]
+fn a_concurrent_build_cancelled_from_another_session_fails_cleanly_and_the_next_run_builds_it() {
+    let db = TestDb::seeded("faults_cancel_build", 300_000);
+    let started = Instant::now();
+    let child = spawn(&db.url(), &["--format", "json", "create-indexes"]);
+    let cancelled = cancel_first_build(&db, Duration::from_secs(60));
+    let out = wait_bounded(child, started, Duration::from_secs(300), "create-indexes");
+    assert_no_panic(&out, "create-indexes");
+    let cancelled = cancelled.expect("no CREATE INDEX seen to cancel");
+    let report = json(&out, "create-indexes with a cancelled build");
+    let summary = &report["summary"];
+    assert_eq!(summary["failed"], 1, "{report}");
+    let total = summary["total"].as_u64().expect("total");
+    assert_eq!(summary["created"].as_u64(), Some(total - 1), "{report}");
+    let failed: Vec<_> = report["indexes"]
+        .as_array()
+        .expect("indexes")
+        .iter()
+        .filter(|i| i["status"] == "failed")
+        .collect();
+    let name = failed[0]["name"].as_str().expect("name");
+    assert!(
+        cancelled.contains(name),
+        "{name} is not the one cancelled: {cancelled}"
+    );
+    let error = failed[0]["error"].as_str().expect("the reason is shown");
+    assert!(error.contains("cancel"), "{error}");
+    assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+    // The code promises the INVALID leftover is dropped at once.
+    let invalid = db.scalar_i64(
+        "SELECT count(*) FROM pg_index WHERE indrelid = 'orders'::regclass AND NOT (indisvalid AND indisready)",
+    );
+    assert_eq!(invalid, 0, "an INVALID index is left: {report}");
+
+    // The next run builds the one that was cancelled and nothing else.
+    let next = db
+        .cmd()
+        .args(["--format", "json", "create-indexes"])
+        .output()
+        .expect("run");
+    let report: serde_json::Value = serde_json::from_slice(&next.stdout).expect("json");
+    assert_eq!(report["summary"]["created"], 1, "{report}");
+    assert_eq!(report["summary"]["failed"], 0, "{report}");
+    assert_eq!(next.status.code(), Some(0), "{}", support::stderr(&next));
+}
+
+/// A port on 127.0.0.1 that nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
+}
+
+#[test]
+fn an_unreachable_server_is_one_clear_line_and_exit_2_within_the_connect_timeout() {
+    const CONNECT_TIMEOUT_S: u64 = 3;
+    let port = closed_port();
+    let missing_dir = support::scratch_dir().join("no-such-socket-dir");
+    // A port that accepts the TCP connection (the kernel's backlog) and never
+    // answers: only the connect timeout ends the wait.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a silent port");
+    let silent_port = silent.local_addr().expect("local address").port();
+    let targets = [
+        (
+            format!("postgresql://postgres@127.0.0.1:{port}/o2o?connect_timeout={CONNECT_TIMEOUT_S}"),
+            format!("127.0.0.1:{port}"),
+        ),
+        (
+            format!(
+                "postgresql://postgres@/o2o?host={}&port=5432&connect_timeout={CONNECT_TIMEOUT_S}",
+                missing_dir.display()
+            ),
+            missing_dir.display().to_string(),
+        ),
+        (
+            format!("postgresql://postgres@127.0.0.1:{silent_port}/o2o?connect_timeout={CONNECT_TIMEOUT_S}"),
+            format!("127.0.0.1:{silent_port}"),
+        ),
+    ];
+    for (url, target) in &targets {
+        for command in ["verify", "benchmark", "pool-status", "create-indexes"] {
+            let started = Instant::now();
+            let bound = Duration::from_secs(CONNECT_TIMEOUT_S + 5);
+            let out = wait_bounded(spawn(url, &[command]), started, bound, command);
+            let elapsed = started.elapsed();
+            let err = support::stderr(&out);
+            assert_no_panic(&out, command);
+            assert_eq!(out.status.code(), Some(2), "{command} {target}: {err}");
+            assert!(elapsed < bound, "{command} {target}: took {elapsed:?}");
+            assert!(
+                out.stdout.is_empty(),
+                "{command}: {}",
+                support::stdout(&out)
+            );
+            let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+            assert_eq!(lines.len(), 1, "{command} {target}: one line: {err}");
+            assert!(
+                lines[0].contains(target.as_str()) && lines[0].contains("cannot connect"),
+                "{command}: the line names {target}: {err}"
+            );
+        }
+    }
+}
