@@ -252,9 +252,10 @@ pub fn connect(conn: &ConnInfo) -> Result<Client> {
     let tls = tls_connector(conn)?;
     let described = |e: postgres::Error| {
         anyhow!(
-            "cannot connect to {}: {}",
+            "cannot connect to {}: {}{}",
             conn.target(),
-            describe_pg_error(&e)
+            describe_pg_error(&e),
+            connect_hint(&e)
         )
     };
     let Some(per_host) = conn.connect_timeout else {
@@ -281,6 +282,26 @@ pub fn connect(conn: &ConnInfo) -> Result<Client> {
             humantime::format_duration(limit)
         )),
     }
+}
+
+/// What to check, for the connection failures that are not the server's own words.
+fn connect_hint(e: &postgres::Error) -> &'static str {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    "; is PostgreSQL running and listening on that host and port?"
+                }
+                std::io::ErrorKind::NotFound => {
+                    "; no server socket there: is PostgreSQL running, with that socket directory and port?"
+                }
+                _ => "",
+            };
+        }
+        source = cause.source();
+    }
+    ""
 }
 
 /// The TLS connector for libpq's sslmode: require checks nothing (unless a root
