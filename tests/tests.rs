@@ -17,5 +17,6 @@ mod pool_status;
 mod readme;
 mod secrets;
 mod seed;
+mod shell;
 mod tls;
 mod verify;
