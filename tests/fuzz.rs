@@ -1,5 +1,5 @@
-// A small deterministic fuzzer for every parser of user input: mutations of
-// valid inputs (bytes flipped, inserted, deleted, spliced with SQL and TOML
+// Hostile input: a small deterministic fuzzer for every parser of user input (mutations of
+// valid inputs: bytes flipped, inserted, deleted, spliced with SQL and TOML
 // fragments) must give Ok or a clean Err, never a panic.
 
 use o2o_db::catalog::{IndexSet, QuerySuite};
@@ -127,5 +127,46 @@ fn connection_string_parser_never_panics() {
             let _ = ConnInfo::parse(s);
             let _ = o2o_db::conninfo::redact_text(s);
         },
+    );
+}
+
+/// Names from an index file are quoted identifiers: a hostile name is just a name.
+#[test]
+fn hostile_index_names_are_identifiers_not_sql() {
+    use crate::support::{self, TestDb};
+    let db = TestDb::seeded("injection_names", 500);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hostile.sql");
+    std::fs::write(
+        &file,
+        "CREATE INDEX \"idx_x\"\"; DROP TABLE orders; --\" ON orders (channel);\n",
+    )
+    .unwrap();
+    for args in [
+        vec!["create-indexes", "--dry-run"],
+        vec!["create-indexes"],
+        vec!["verify", "--only", "indexes"],
+    ] {
+        let out = db
+            .cmd()
+            .args(&args)
+            .arg("--indexes")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}{}",
+            support::stdout(&out),
+            support::stderr(&out)
+        );
+    }
+    assert_eq!(db.scalar_i64("SELECT count(*) FROM orders"), 500);
+    assert_eq!(
+        db.scalar_i64(
+            "SELECT count(*) FROM pg_class WHERE relname = 'idx_x\"; DROP TABLE orders; --'"
+        ),
+        1
     );
 }
