@@ -68,17 +68,21 @@ pub fn resolve_table(client: &mut Client, set: &IndexSet) -> Result<(String, Str
 pub fn inspect(client: &mut Client, set: &IndexSet) -> Result<Vec<LiveIndex>> {
     let (schema, table) = resolve_table(client, set)?;
     let expected = expected_definitions(client, set, &schema, &table)?;
-    let mut out = Vec::with_capacity(set.indexes.len());
-    for (spec, expected) in set.indexes.iter().zip(expected) {
-        let row = client.query_opt(
-            "SELECT c.oid, i.indisvalid, i.indisready, pg_get_indexdef(c.oid), pg_relation_size(c.oid), t.relname::text, \
+    // One round trip for the whole set.
+    let names: Vec<&str> = set.indexes.iter().map(|i| i.name.as_str()).collect();
+    let rows = client
+        .query(
+            "SELECT c.relname::text, c.oid, i.indisvalid, i.indisready, pg_get_indexdef(c.oid), pg_relation_size(c.oid), t.relname::text, \
                     EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = c.oid) \
              FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_class t ON t.oid = i.indrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relname = $1 AND n.nspname = $2",
-            &[&spec.name, &schema],
+             WHERE c.relname = ANY($1) AND n.nspname = $2",
+            &[&names, &schema],
         )
-        .map_err(|e| anyhow!("cannot read index {} from the catalog: {}", spec.name, describe_pg_error(&e)))?;
+        .map_err(|e| anyhow!("cannot read the managed indexes from the catalog: {}", describe_pg_error(&e)))?;
+    let mut out = Vec::with_capacity(set.indexes.len());
+    for (spec, expected) in set.indexes.iter().zip(expected) {
+        let row = rows.iter().find(|r| r.get::<_, String>(0) == spec.name);
         let live = match row {
             None => LiveIndex {
                 name: spec.name.clone(),
@@ -92,10 +96,10 @@ pub fn inspect(client: &mut Client, set: &IndexSet) -> Result<Vec<LiveIndex>> {
                 oid: None,
             },
             Some(row) => {
-                let valid: bool = row.get(1);
-                let ready: bool = row.get(2);
-                let live_def: String = row.get(3);
-                let on_table: String = row.get(5);
+                let valid: bool = row.get(2);
+                let ready: bool = row.get(3);
+                let live_def: String = row.get(4);
+                let on_table: String = row.get(6);
                 let same = on_table == table && normalize(&live_def) == normalize(&expected);
                 let state = if !valid || !ready {
                     State::Invalid
@@ -111,9 +115,9 @@ pub fn inspect(client: &mut Client, set: &IndexSet) -> Result<Vec<LiveIndex>> {
                     live: Some(live_def),
                     valid,
                     ready,
-                    building: row.get(6),
-                    size_bytes: row.get(4),
-                    oid: Some(row.get(0)),
+                    building: row.get(7),
+                    size_bytes: row.get(5),
+                    oid: Some(row.get(1)),
                 }
             }
         };
