@@ -15,6 +15,7 @@ pub mod index_state;
 pub mod interrupt;
 pub mod params;
 pub mod pg_sandbox;
+pub mod read_only;
 pub mod report;
 pub mod seed_data;
 
@@ -37,22 +38,34 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     match &cli.command {
         Command::Completions(args) => commands::shell::completions(args, out),
         Command::Man => commands::shell::man(out),
-        Command::Seed(args) => report::emit(&commands::seed::run(&config()?, args)?, format, out),
-        Command::CreateIndexes(args) => report::emit(
-            &commands::create_indexes::run(&config()?, args)?,
-            format,
-            out,
-        ),
-        Command::DropIndexes(args) => {
-            report::emit(&commands::drop_indexes::run(&config()?, args)?, format, out)
+        Command::Seed(args) => report::run_and_emit(format, "seed", out, || {
+            commands::seed::run(&config()?, args)
+        }),
+        Command::CreateIndexes(args) => report::run_and_emit(format, "create-indexes", out, || {
+            commands::create_indexes::run(&config()?, args)
+        }),
+        Command::DropIndexes(args) => report::run_and_emit(format, "drop-indexes", out, || {
+            commands::drop_indexes::run(&config()?, args)
+        }),
+        Command::Verify(args) => report::run_and_emit(format, "verify", out, || {
+            commands::verify::run(&config()?, args)
+        }),
+        Command::Benchmark(args) => report::run_and_emit(format, "benchmark", out, || {
+            commands::benchmark::run(&config()?, args)
+        }),
+        Command::PoolStatus(args) => {
+            report::check_format::<commands::pool_status::PoolStatusReport>(format, "pool-status")?;
+            commands::pool_status::run_cli(&config()?, args, format, out)
         }
-        Command::Verify(args) => {
-            report::emit(&commands::verify::run(&config()?, args)?, format, out)
+        Command::Demo(args) => {
+            // The demo is a story told in tables: any other format is refused up front.
+            if format != report::Format::Table {
+                anyhow::bail!(
+                    "--format {} is not available for demo; it prints tables. Nothing was done",
+                    format.name()
+                );
+            }
+            commands::demo::run(&config()?, args, out)
         }
-        Command::Benchmark(args) => {
-            report::emit(&commands::benchmark::run(&config()?, args)?, format, out)
-        }
-        Command::PoolStatus(args) => commands::pool_status::run_cli(&config()?, args, format, out),
-        Command::Demo(args) => commands::demo::run(&config()?, args, out),
     }
 }

@@ -12,7 +12,7 @@ use crate::seed_data::Rng;
 use anyhow::{anyhow, bail, Result};
 use bytes::BytesMut;
 use postgres::types::{FromSql, IsNull, ToSql, Type};
-use postgres::{Client, GenericClient};
+use postgres::Client;
 use std::error::Error as StdError;
 
 /// One value as the server sent it: its type and its binary encoding (None: NULL).
@@ -77,7 +77,7 @@ pub const MAX_CANDIDATES: usize = 10_000;
 
 impl ParamPool {
     /// Runs the query's params SELECT and checks that its columns fit the query's `$n` types.
-    pub fn load(client: &mut impl GenericClient, spec: &QuerySpec) -> Result<ParamPool> {
+    pub fn load(client: &mut Client, spec: &QuerySpec) -> Result<ParamPool> {
         let Some(params_sql) = &spec.params_sql else {
             return Ok(ParamPool { rows: vec![vec![]] });
         };
@@ -91,7 +91,15 @@ impl ParamPool {
         })?;
         let wanted = stmt.params().to_vec();
         let sql = format!("SELECT * FROM ({params_sql}) AS o2o_params LIMIT {MAX_CANDIDATES}");
-        let rows = client.query(&sql, &[]).map_err(|e| {
+        // A params query is suite text too: read-only, like the queries it feeds.
+        let rows = crate::read_only::run(client, |tx| tx.query(&sql, &[])).map_err(|e| {
+            if let Some(stop) = crate::read_only::refusal(
+                &e,
+                &format!("line {}", spec.line),
+                &format!("{} (its -- params: SELECT)", spec.name),
+            ) {
+                return stop;
+            }
             anyhow!(
                 "params of query {} (line {}): {}",
                 spec.name,

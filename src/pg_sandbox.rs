@@ -368,10 +368,22 @@ fn spawn_watchdog(s: &Sandbox) -> Result<std::process::Child> {
         .spawn()?)
 }
 
-fn free_port() -> Result<u16> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").context("cannot find a free port on 127.0.0.1")?;
-    Ok(listener.local_addr()?.port())
+/// A free loopback port below 32768: the kernel hands out ephemeral ports
+/// from 32768 up, so a server there could collide with any client's socket.
+pub fn free_port() -> Result<u16> {
+    const LOW: u64 = 10_000;
+    const HIGH: u64 = 32_768;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut rng = crate::seed_data::Rng::new(nanos ^ u64::from(std::process::id()));
+    for _ in 0..200 {
+        let port = (LOW + rng.below(HIGH - LOW)) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("cannot find a free port on 127.0.0.1 between {LOW} and {HIGH}")
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {

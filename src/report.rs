@@ -62,16 +62,57 @@ impl Outcome {
 
 /// A command's report: serialisable for JSON, drawable as a table.
 pub trait Report: Serialize {
+    /// The formats this report can be written in; checked before any work
+    /// (see [`check_format`]), so an unusable --format never follows a change.
+    const FORMATS: &'static [Format] = &[Format::Table, Format::Json];
+
     /// The human-readable form.
     fn render_table(&self, w: &mut dyn Write) -> Result<()>;
 
-    /// The CSV form; commands without one fall back to JSON's shape as an error.
+    /// The CSV form, for reports whose FORMATS include it.
     fn render_csv(&self, _w: &mut dyn Write) -> Result<()> {
-        anyhow::bail!("--format csv is not available for this command; use table or json")
+        anyhow::bail!("internal: --format csv has no renderer for this report")
     }
 
     /// Whether the run found a problem (exit 1).
     fn outcome(&self) -> Outcome;
+}
+
+/// Err (exit 2) when `R` cannot be written as `format`: called before a command
+/// connects, so `drop-indexes --format csv` refuses instead of dropping first.
+pub fn check_format<R: Report>(format: Format, command: &str) -> Result<()> {
+    if R::FORMATS.contains(&format) {
+        return Ok(());
+    }
+    let names: Vec<String> = R::FORMATS.iter().map(|f| f.name().to_string()).collect();
+    anyhow::bail!(
+        "--format {} is not available for {command}; use {}. Nothing was done",
+        format.name(),
+        names.join(" or ")
+    )
+}
+
+/// Checks the format, runs the command, renders its report: formats are
+/// refused before `run` touches anything.
+pub fn run_and_emit<R: Report>(
+    format: Format,
+    command: &str,
+    w: &mut dyn Write,
+    run: impl FnOnce() -> Result<R>,
+) -> Result<Outcome> {
+    check_format::<R>(format, command)?;
+    emit(&run()?, format, w)
+}
+
+impl Format {
+    /// The name as given to --format.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Csv => "csv",
+        }
+    }
 }
 
 /// Writes `report` in `format` to `w` and returns its outcome.

@@ -305,8 +305,7 @@ fn a_concurrent_build_cancelled_from_another_session_fails_cleanly_and_the_next_
 
 /// A port on 127.0.0.1 that nothing listens on (bound, then released).
 fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
+    o2o_db::pg_sandbox::free_port().expect("a free port")
 }
 
 #[test]
@@ -316,8 +315,9 @@ fn an_unreachable_server_is_one_clear_line_and_exit_2_within_the_connect_timeout
     let missing_dir = support::scratch_dir().join("no-such-socket-dir");
     // A port that accepts the TCP connection (the kernel's backlog) and never
     // answers: only the connect timeout ends the wait.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a silent port");
-    let silent_port = silent.local_addr().expect("local address").port();
+    let silent_port = o2o_db::pg_sandbox::free_port().expect("a free port");
+    let _silent =
+        std::net::TcpListener::bind(("127.0.0.1", silent_port)).expect("bind a silent port");
     let targets = [
         (
             format!("postgresql://postgres@127.0.0.1:{port}/o2o?connect_timeout={CONNECT_TIMEOUT_S}"),

@@ -15,6 +15,7 @@ mod params;
 mod pool;
 mod pool_status;
 mod readme;
+mod safety;
 mod secrets;
 mod seed;
 mod shell;

@@ -211,6 +211,12 @@ impl QueryFigures {
 }
 
 impl Report for BenchmarkReport {
+    const FORMATS: &'static [crate::report::Format] = &[
+        crate::report::Format::Table,
+        crate::report::Format::Json,
+        crate::report::Format::Csv,
+    ];
+
     fn render_table(&self, w: &mut dyn std::io::Write) -> Result<()> {
         render::table(self, w)
     }

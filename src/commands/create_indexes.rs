@@ -310,7 +310,7 @@ fn not_started(set: &IndexSet, table: &str, why: &str) -> CreateIndexesReport {
 
 fn drift_message(live: &LiveIndex) -> String {
     format!(
-        "defined differently on the server: {}; --replace-drifted drops it and builds it as defined",
+        "defined differently on the server: {}; --replace-drifted builds it as defined under a temporary name, then swaps it in",
         live.live.as_deref().unwrap_or("?")
     )
 }

@@ -15,6 +15,7 @@ mod server;
 mod statistics;
 
 use crate::config::Config;
+use crate::read_only;
 use crate::report::{self, Outcome, Report};
 use anyhow::{bail, Result};
 use context::Ctx;
@@ -324,7 +325,7 @@ pub fn run(config: &Config, args: &VerifyArgs) -> Result<VerifyReport> {
         .collect();
     let mut ctx = Ctx::open(config, args, &selected, defs.iter().any(|d| d.needs_server))?;
     let mut verdicts: Vec<Option<Verdict>> = vec![None; defs.len()];
-    std::thread::scope(|scope| {
+    std::thread::scope(|scope| -> Result<()> {
         let beside: Vec<_> = defs
             .iter()
             .enumerate()
@@ -333,15 +334,15 @@ pub fn run(config: &Config, args: &VerifyArgs) -> Result<VerifyReport> {
                 _ => None,
             })
             .collect();
-        run_shared(&defs, Runner::early, &mut ctx, &mut verdicts);
+        run_shared(&defs, Runner::early, &mut ctx, &mut verdicts)?;
         for (i, handle) in beside {
             let result = handle
                 .join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("the check stopped unexpectedly")));
             verdicts[i] = Some(result.unwrap_or_else(|e| could_not(defs[i].name, e)));
         }
-        run_shared(&defs, Runner::last, &mut ctx, &mut verdicts);
-    });
+        run_shared(&defs, Runner::last, &mut ctx, &mut verdicts)
+    })?;
     let checks: Vec<Check> = defs
         .iter()
         .zip(verdicts)
@@ -368,18 +369,24 @@ pub fn run(config: &Config, args: &VerifyArgs) -> Result<VerifyReport> {
     })
 }
 
-/// Runs the shared-connection checks `pick` selects, in report order.
+/// Runs the shared-connection checks `pick` selects, in report order. A suite
+/// query that writes stops verify (exit 2): the suite itself is wrong.
 fn run_shared(
     defs: &[&Def],
     pick: fn(Runner) -> Option<SharedCheck>,
     ctx: &mut Ctx,
     verdicts: &mut [Option<Verdict>],
-) {
+) -> Result<()> {
     for (i, d) in defs.iter().enumerate() {
         if let Some(check) = pick(d.run) {
-            verdicts[i] = Some(check(ctx).unwrap_or_else(|e| could_not(d.name, e)));
+            verdicts[i] = Some(match check(ctx) {
+                Ok(verdict) => verdict,
+                Err(e) if read_only::is_writing_query(&e) => return Err(e),
+                Err(e) => could_not(d.name, e),
+            });
         }
     }
+    Ok(())
 }
 
 /// A check that hit an error is a failed check, not a failed run: the others still report.

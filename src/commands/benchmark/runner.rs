@@ -11,6 +11,7 @@ use super::stats::Recorder;
 use crate::conninfo::ConnInfo;
 use crate::db::{self, describe_pg_error, Pool, PooledConnection};
 use crate::params::{as_sql_params, ParamPool, ParamRow};
+use crate::read_only;
 use crate::report;
 use crate::seed_data::Rng;
 use anyhow::{anyhow, Result};
@@ -88,16 +89,22 @@ pub fn stopped() -> bool {
 
 // --------------------------------------------------------------- executing
 
-/// Runs a prepared statement and returns how many rows it produced. `execute`
+/// Runs a prepared statement once, in a READ ONLY transaction (see
+/// crate::read_only), and returns its latency and how many rows it produced.
+/// Only the execution is timed, not the transaction around it. `execute`
 /// drains the result in one call and takes the count from the server's
 /// "SELECT n" tag: no row is decoded or even built, unlike `query`, whose
 /// rows would add client time to every measurement.
-fn execute(
+fn timed_run(
     client: &mut Client,
     statement: &Statement,
     params: &[&(dyn ToSql + Sync)],
-) -> Result<u64, postgres::Error> {
-    client.execute(statement, params)
+) -> Result<(Duration, u64), postgres::Error> {
+    read_only::run(client, |tx| {
+        let started = Instant::now();
+        let rows = tx.execute(statement, params)?;
+        Ok((started.elapsed(), rows))
+    })
 }
 
 /// Prepares every job's statement on a connection (after the seq-scan settings when asked).
@@ -218,12 +225,13 @@ impl<'a> Session<'a> {
             return Ok(Run::Failed("not connected".into()));
         };
         let params = as_sql_params(params);
-        let started = Instant::now();
-        let result = execute(client, &statements[i], &params);
-        let latency = started.elapsed();
-        Ok(match result {
-            Ok(rows) => Run::Done { latency, rows },
+        Ok(match timed_run(client, &statements[i], &params) {
+            Ok((latency, rows)) => Run::Done { latency, rows },
             Err(e) => {
+                let job = &self.jobs[i];
+                if let Some(stop) = read_only::refusal(&e, &job.origin, &job.name) {
+                    return Err(stop);
+                }
                 // A killed backend, a cancelled statement: start the next run on a clean session.
                 self.open = None;
                 Run::Failed(describe_pg_error(&e))
@@ -430,12 +438,12 @@ fn client_loop(
                     }
                     Ok(statement) => {
                         let params = as_sql_params(params);
-                        let started = Instant::now();
-                        let result = execute(&mut conn, &statement, &params);
-                        let latency = started.elapsed();
-                        match result {
-                            Ok(rows) => recorder.record(latency, rows),
+                        match timed_run(&mut conn, &statement, &params) {
+                            Ok((latency, rows)) => recorder.record(latency, rows),
                             Err(e) => {
+                                if let Some(stop) = read_only::refusal(&e, &job.origin, &job.name) {
+                                    return Err(stop);
+                                }
                                 recorder.error(describe_pg_error(&e));
                                 discard_if_broken(&mut conn);
                             }

@@ -25,12 +25,18 @@ use std::time::{Duration, Instant};
 /// How often the watcher polls progress and blockers.
 const TICK: Duration = Duration::from_millis(250);
 
-/// What to undo when a step fails: drop this index if it is left INVALID.
+/// What to undo when a step fails: drop this index if it is left INVALID, or,
+/// for a replacement, drop it while the index it was to replace still serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cleanup {
     /// Schema-qualified, quoted index name.
     pub index: String,
     pub drop_sql: String,
+    /// The index `index` was built to replace (qualified, quoted). While that
+    /// one is still valid the swap did not happen, so `index` is dropped even
+    /// when valid; once it is not (a cancelled concurrent drop leaves it
+    /// INVALID), `index` is kept: it is then the one serving reads.
+    pub replaces: Option<String>,
 }
 
 /// One statement.
@@ -449,7 +455,7 @@ fn run_task(
             };
             if let Some(cleanup) = &step.cleanup {
                 match drop_leftover(&mut session.client, cleanup) {
-                    Ok(true) => error.aftermath = Some("its INVALID leftover was dropped".into()),
+                    Ok(true) => error.aftermath = Some(cleanup.dropped_note()),
                     Ok(false) => {}
                     Err(e) => {
                         error.aftermath = Some(format!(
@@ -496,16 +502,35 @@ fn classify(e: &postgres::Error, interrupted: bool) -> Failure {
     }
 }
 
-/// Drops `cleanup.index` if it exists and is not valid; Ok(true) when it did.
+impl Cleanup {
+    /// What the report says once the cleanup dropped its index.
+    fn dropped_note(&self) -> String {
+        match &self.replaces {
+            None => "its INVALID leftover was dropped".into(),
+            Some(old) => format!(
+                "the replacement {} was dropped; {old} is untouched and still serves",
+                self.index
+            ),
+        }
+    }
+}
+
+/// Carries out `cleanup` if it applies (see [`Cleanup`]); Ok(true) when it dropped its index.
 pub fn drop_leftover(client: &mut Client, cleanup: &Cleanup) -> Result<bool, String> {
-    let invalid: Option<bool> = client
-        .query_opt(
-            "SELECT NOT (i.indisvalid AND i.indisready) FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
-            &[&cleanup.index],
-        )
-        .map_err(|e| describe_pg_error(&e))?
-        .map(|r| r.get(0));
-    if invalid != Some(true) {
+    let mut usable = |index: &str| -> Result<Option<bool>, String> {
+        Ok(client
+            .query_opt(
+                "SELECT i.indisvalid AND i.indisready FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
+                &[&index],
+            )
+            .map_err(|e| describe_pg_error(&e))?
+            .map(|r| r.get(0)))
+    };
+    let doomed = match &cleanup.replaces {
+        None => usable(&cleanup.index)? == Some(false),
+        Some(old) => usable(&cleanup.index)?.is_some() && usable(old)? == Some(true),
+    };
+    if !doomed {
         return Ok(false);
     }
     client

@@ -16,7 +16,8 @@ pub enum Action {
     Skip,
     /// INVALID (a failed concurrent build) and not being built: drop it, build again.
     Rebuild,
-    /// Defined differently and --replace-drifted: drop it, build it as defined.
+    /// Defined differently and --replace-drifted: build it as defined under a
+    /// temporary name, then swap (drop the old one, rename the new one).
     Replace,
     /// Defined differently: report both definitions, touch nothing.
     LeaveDrifted,
@@ -74,6 +75,19 @@ pub fn qualified_name(spec: &IndexSpec) -> String {
     }
 }
 
+/// The statement that builds `spec`. A failed concurrent build leaves an
+/// INVALID index behind, which its cleanup drops; a plain one rolls back.
+fn build_step(spec: &IndexSpec, concurrently: bool) -> Step {
+    Step {
+        sql: spec.create_sql(concurrently),
+        cleanup: concurrently.then(|| Cleanup {
+            index: qualified_name(spec),
+            drop_sql: spec.drop_sql(true),
+            replaces: None,
+        }),
+    }
+}
+
 /// The statement that drops `spec` concurrently, and undoes nothing on failure
 /// (an index a failed concurrent drop leaves INVALID is rebuilt by the next run).
 pub fn drop_step(spec: &IndexSpec) -> Step {
@@ -83,23 +97,61 @@ pub fn drop_step(spec: &IndexSpec) -> Step {
     }
 }
 
+/// The name a replacement is built under before the swap: the managed name
+/// with a suffix, cut to PostgreSQL's 63 bytes on a character boundary.
+pub fn replacement_name(name: &str) -> String {
+    const SUFFIX: &str = "_o2o_new";
+    let mut cut = name.len().min(63 - SUFFIX.len());
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{SUFFIX}", &name[..cut])
+}
+
 impl Planned {
     /// The statements that carry out the decision, in order. Drops are always
     /// concurrent: a plain DROP INDEX takes an ACCESS EXCLUSIVE lock on the table.
     pub fn steps(&self, concurrently: bool) -> Vec<Step> {
-        let create = Step {
-            sql: self.spec.create_sql(concurrently),
-            // A failed concurrent build leaves an INVALID index behind; a plain one rolls back.
-            cleanup: concurrently.then(|| Cleanup {
-                index: qualified_name(&self.spec),
-                drop_sql: self.spec.drop_sql(true),
-            }),
-        };
         match self.action {
-            Action::Create => vec![create],
-            Action::Rebuild | Action::Replace => vec![drop_step(&self.spec), create],
+            Action::Create => vec![build_step(&self.spec, concurrently)],
+            // An INVALID index serves nothing: dropping it first loses nothing.
+            Action::Rebuild => vec![drop_step(&self.spec), build_step(&self.spec, concurrently)],
+            Action::Replace => self.replace_steps(concurrently),
             Action::Skip | Action::LeaveDrifted | Action::Busy | Action::Foreign => Vec::new(),
         }
+    }
+
+    /// A drifted index is replaced without a moment with neither: the new one
+    /// is built first under a temporary name, and only once it is valid is the
+    /// old one dropped and the new one renamed into place. A failed build or
+    /// drop leaves the old index untouched and drops the replacement.
+    fn replace_steps(&self, concurrently: bool) -> Vec<Step> {
+        let new = IndexSpec {
+            name: replacement_name(&self.spec.name),
+            ..self.spec.clone()
+        };
+        let old = qualified_name(&self.spec);
+        vec![
+            // What an earlier, interrupted replace may have left under the temporary name.
+            drop_step(&new),
+            build_step(&new, concurrently),
+            Step {
+                sql: self.spec.drop_sql(true),
+                cleanup: Some(Cleanup {
+                    index: qualified_name(&new),
+                    drop_sql: new.drop_sql(true),
+                    replaces: Some(old),
+                }),
+            },
+            Step {
+                sql: format!(
+                    "ALTER INDEX {} RENAME TO {}",
+                    qualified_name(&new),
+                    quote_ident(&self.spec.name)
+                ),
+                cleanup: None,
+            },
+        ]
     }
 
     /// The work for a build session, if there is any.

@@ -100,6 +100,14 @@ impl<'a> Ctx<'a> {
             .ok_or_else(|| anyhow!("internal: the query suite was not loaded for this check"))
     }
 
+    /// Where the suite came from (a path, or the built-in file), for messages.
+    pub fn suite_origin(&self) -> Result<&str> {
+        self.suite
+            .as_ref()
+            .map(|s| s.origin.as_str())
+            .ok_or_else(|| anyhow!("internal: the query suite was not loaded for this check"))
+    }
+
     /// The managed table as the server resolves it; Err when it does not exist.
     pub fn table(&mut self) -> Result<Table> {
         if let Some(t) = &self.table {

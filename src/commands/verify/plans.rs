@@ -8,6 +8,7 @@ use super::{median, Verdict};
 use crate::catalog::QuerySpec;
 use crate::db::describe_pg_error;
 use crate::params::{as_sql_params, literals, RawValue};
+use crate::read_only;
 use crate::seed_data::Rng;
 use anyhow::{anyhow, Result};
 use serde_json::Value;
@@ -76,12 +77,11 @@ pub fn planner(ctx: &mut Ctx) -> Result<Verdict> {
         }
         let params = ctx.draw_params(q, &mut Rng::new(seed))?;
         let client = ctx.client()?;
-        let row = client
-            .query_one(
-                format!("EXPLAIN (FORMAT JSON) {}", q.sql).as_str(),
-                &as_sql_params(&params),
-            )
-            .map_err(|e| anyhow!("EXPLAIN of query {}: {}", q.name, describe_pg_error(&e)))?;
+        let explain = format!("EXPLAIN (FORMAT JSON) {}", q.sql);
+        let row = read_only::run(client, |tx| {
+            tx.query_one(explain.as_str(), &as_sql_params(&params))
+        })
+        .map_err(|e| anyhow!("EXPLAIN of query {}: {}", q.name, describe_pg_error(&e)))?;
         let raw: RawValue = row.get(0);
         let doc: Value = serde_json::from_slice(raw.bytes.as_deref().unwrap_or(b"null"))?;
         let acc = access(&doc, &table.name);
@@ -186,16 +186,23 @@ fn median_ms(ctx: &mut Ctx, q: &QuerySpec, runs: u32, seed: u64) -> Result<f64> 
     for _ in 0..runs {
         draws.push(ctx.draw_params(q, &mut rng)?);
     }
+    let at = format!("{}:{}", ctx.suite_origin()?, q.line);
     let client = ctx.client()?;
-    let failed = |e: postgres::Error| anyhow!("query {}: {}", q.name, describe_pg_error(&e));
+    let failed = |e: postgres::Error| {
+        read_only::refusal(&e, &at, &q.name)
+            .unwrap_or_else(|| anyhow!("query {}: {}", q.name, describe_pg_error(&e)))
+    };
     let stmt = client.prepare(&q.sql).map_err(failed)?;
     let mut times = Vec::with_capacity(draws.len());
     for params in &draws {
-        let started = Instant::now();
-        client
-            .query(&stmt, &as_sql_params(params))
-            .map_err(failed)?;
-        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        // Each timed run in its own READ ONLY transaction; only the query is timed.
+        let ms = read_only::run(client, |tx| {
+            let started = Instant::now();
+            tx.query(&stmt, &as_sql_params(params))?;
+            Ok(started.elapsed().as_secs_f64() * 1000.0)
+        })
+        .map_err(failed)?;
+        times.push(ms);
     }
     Ok(median(&mut times))
 }

@@ -1,0 +1,248 @@
+//! Regression tests for the data-integrity cases of the safety issue: no
+//! command damages data, whatever format, suite or index file it is given.
+
+use crate::support::{self, TestDb};
+use std::io::Write;
+
+const ORDERS: u64 = 2000;
+
+fn managed_indexes(db: &TestDb) -> i64 {
+    db.scalar_i64(
+        "SELECT count(*) FROM pg_indexes WHERE tablename = 'orders' AND indexname LIKE 'idx_orders_%'",
+    )
+}
+
+fn sql_file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".sql").tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+#[test]
+fn a_format_the_command_cannot_render_is_refused_before_any_work() {
+    let db = TestDb::seeded("fmt_first", ORDERS);
+    let out = db.cmd().arg("create-indexes").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    assert_eq!(managed_indexes(&db), 11);
+
+    let out = db
+        .cmd()
+        .args(["--format", "csv", "drop-indexes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = support::stderr(&out);
+    assert!(
+        err.contains("--format csv is not available for drop-indexes"),
+        "{err}"
+    );
+    assert_eq!(
+        managed_indexes(&db),
+        11,
+        "drop-indexes dropped before refusing"
+    );
+
+    let fresh = TestDb::seeded("fmt_first_create", ORDERS);
+    let out = fresh
+        .cmd()
+        .args(["create-indexes", "--format", "csv"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        managed_indexes(&fresh),
+        0,
+        "create-indexes built before refusing"
+    );
+
+    let empty = TestDb::empty("fmt_first_seed");
+    let out = empty
+        .cmd()
+        .args([
+            "--format",
+            "csv",
+            "seed",
+            "--create-schema",
+            "--orders",
+            "10",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        empty.scalar_i64("SELECT count(*) FROM pg_class WHERE relname = 'orders'"),
+        0,
+        "seed created the table before refusing"
+    );
+    // What a command can render is still rendered.
+    let out = db
+        .cmd()
+        .args([
+            "--format",
+            "csv",
+            "benchmark",
+            "--iterations",
+            "1",
+            "--warmup",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+}
+
+/// Suites whose one query writes in a way a text check would miss.
+const WRITING_QUERIES: [(&str, &str); 3] = [
+    (
+        "cte_delete",
+        "WITH d AS (DELETE FROM orders WHERE order_id IN (SELECT order_id FROM orders LIMIT 10) RETURNING 1) SELECT count(*) FROM d",
+    ),
+    ("for_update", "SELECT order_id FROM orders LIMIT 5 FOR UPDATE"),
+    ("writer_fn", "SELECT o2o_test_forget_orders()"),
+];
+
+fn writing_suite(name: &str, sql: &str) -> tempfile::NamedTempFile {
+    sql_file(&format!(
+        "-- name: count_all\n-- index: no\nSELECT count(*) FROM orders;\n\n-- name: {name}\n-- index: no\n{sql};\n"
+    ))
+}
+
+#[test]
+fn a_suite_query_that_writes_is_refused_by_the_server_and_changes_nothing() {
+    let db = TestDb::seeded("suite_writes", ORDERS);
+    db.client()
+        .batch_execute(
+            "CREATE FUNCTION o2o_test_forget_orders() RETURNS bigint LANGUAGE sql AS \
+             $$ WITH d AS (DELETE FROM orders WHERE order_id <= 10 RETURNING 1) SELECT count(*) FROM d $$",
+        )
+        .unwrap();
+    let rows = || db.scalar_i64("SELECT count(*) FROM orders");
+    let before = rows();
+    for (name, sql) in WRITING_QUERIES {
+        let suite = writing_suite(name, sql);
+        let path = suite.path().to_str().unwrap().to_string();
+        for args in [
+            vec!["benchmark", "--iterations", "3", "--queries", &path],
+            vec![
+                "benchmark",
+                "--iterations",
+                "3",
+                "--clients",
+                "2",
+                "--queries",
+                &path,
+            ],
+            vec!["verify", "--only", "planner,speed", "--queries", &path],
+        ] {
+            let out = db.cmd().args(&args).output().unwrap();
+            let err = support::stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{args:?} {name}: {err}");
+            assert!(
+                err.contains(&format!("{path}:7: query {name} writes")),
+                "{args:?}: the refusal names the file and line: {err}"
+            );
+            assert!(err.contains("READ ONLY"), "{err}");
+            assert_eq!(rows(), before, "{args:?} {name} deleted rows");
+        }
+    }
+}
+
+/// A UNIQUE index whose new definition cannot be built (the table has
+/// duplicates for it) is left as it was by --replace-drifted: still there,
+/// still valid, still enforcing uniqueness, and no replacement left behind.
+#[test]
+fn replace_drifted_keeps_the_old_index_until_the_new_one_is_valid() {
+    let db = TestDb::seeded("replace_first", ORDERS);
+    db.client()
+        .batch_execute("CREATE UNIQUE INDEX idx_orders_order_no ON orders (order_no)")
+        .unwrap();
+    let file = sql_file("CREATE UNIQUE INDEX idx_orders_order_no ON orders (store_name, date);\n");
+    let path = file.path().to_str().unwrap();
+
+    let dry = db
+        .cmd()
+        .args([
+            "create-indexes",
+            "--replace-drifted",
+            "--dry-run",
+            "--indexes",
+            path,
+        ])
+        .output()
+        .unwrap();
+    let text = support::stdout(&dry);
+    let build = text
+        .find("CREATE UNIQUE INDEX CONCURRENTLY \"idx_orders_order_no_o2o_new\"")
+        .unwrap_or_else(|| panic!("no build of the replacement: {text}"));
+    let drop = text
+        .find("DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"idx_orders_order_no\"")
+        .unwrap_or_else(|| panic!("no drop of the old index: {text}"));
+    let rename = text
+        .find("RENAME TO \"idx_orders_order_no\"")
+        .unwrap_or_else(|| panic!("no rename: {text}"));
+    assert!(
+        build < drop && drop < rename,
+        "built first, swapped last: {text}"
+    );
+
+    let out = db
+        .cmd()
+        .args([
+            "--format",
+            "json",
+            "create-indexes",
+            "--replace-drifted",
+            "--indexes",
+            path,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["indexes"][0]["status"], "failed", "{v}");
+    let def: String = db
+        .client()
+        .query_one(
+            "SELECT pg_get_indexdef(indexrelid) || ' ' || indisvalid FROM pg_index \
+             WHERE indexrelid = 'idx_orders_order_no'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(def.ends_with("USING btree (order_no) true"), "{def}");
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM pg_class WHERE relname LIKE '%o2o_new'"),
+        0,
+        "the failed replacement was left behind"
+    );
+    let dup = db.client().batch_execute(
+        "INSERT INTO orders (order_no, date, order_time, store_name, channel, product_name, category_l1, \
+         category_l2, scene, time_period, quantity, unit_price, amount, cost, profit) \
+         SELECT order_no, date, order_time, store_name, channel, product_name, category_l1, category_l2, \
+         scene, time_period, quantity, unit_price, amount, cost, profit FROM orders LIMIT 1",
+    );
+    assert!(dup.is_err(), "uniqueness is no longer enforced");
+
+    // A replacement that can be built is swapped in under the managed name.
+    let good = sql_file("CREATE UNIQUE INDEX idx_orders_order_no ON orders (order_no, channel);\n");
+    let out = db
+        .cmd()
+        .args(["create-indexes", "--replace-drifted", "--indexes"])
+        .arg(good.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let def: String = db
+        .client()
+        .query_one(
+            "SELECT pg_get_indexdef('idx_orders_order_no'::regclass)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(def.ends_with("(order_no, channel)"), "{def}");
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM pg_class WHERE relname LIKE '%o2o_new'"),
+        0
+    );
+}
