@@ -173,7 +173,7 @@ fn indexed_db(sandbox: &Sandbox, name: &str, orders: u64) -> String {
 
 /// The managed index set as plain or concurrent CREATE INDEX statements.
 fn index_statements(concurrently: bool) -> Vec<String> {
-    o2o_db::catalog::IndexSet::builtin()
+    o2o_db::sqlfiles::IndexSet::builtin()
         .unwrap_or_else(|e| fail(&format!("{e:#}")))
         .indexes
         .iter()
@@ -204,7 +204,7 @@ fn indexes_vs_psql(sandbox: &Sandbox, opts: &Options, table: &mut Rows) {
         even.into_iter().map(|(_, s)| s).collect::<Vec<_>>(),
     ];
     let drop_all = || {
-        let drops: Vec<String> = o2o_db::catalog::IndexSet::builtin()
+        let drops: Vec<String> = o2o_db::sqlfiles::IndexSet::builtin()
             .unwrap_or_else(|e| fail(&format!("{e:#}")))
             .indexes
             .iter()
@@ -321,7 +321,7 @@ fn scaling(sandbox: &Sandbox, opts: &Options, table: &mut Rows) {
 /// pgbench -M prepared on the same SQL and the same bound values, and
 /// throughput with 20 clients against pgbench -c 20 -j 2.
 fn benchmark_vs_pgbench(sandbox: &Sandbox, db: &str, opts: &Options, table: &mut Rows) {
-    let suite = o2o_db::catalog::QuerySuite::builtin().unwrap_or_else(|e| fail(&format!("{e:#}")));
+    let suite = o2o_db::sqlfiles::QuerySuite::builtin().unwrap_or_else(|e| fail(&format!("{e:#}")));
     let mut worst_latency = (0.0f64, String::new());
     let mut worst_tps = (f64::MAX, String::new());
     for q in &suite.queries {

@@ -437,8 +437,3 @@ pub fn with_readonly_session<T>(
     })?;
     Ok(value)
 }
-
-/// Quotes an identifier for SQL, as PostgreSQL's quote_ident does for any name.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}

@@ -8,8 +8,8 @@
 // `USING btree ("date" DESC NULLS FIRST)` match, and a changed INCLUDE,
 // predicate, method or column order does not.
 
-use crate::catalog::{IndexSet, IndexSpec};
 use crate::db::describe_pg_error;
+use crate::sqlfiles::{IndexSet, IndexSpec};
 use anyhow::{anyhow, bail, Result};
 use postgres::Client;
 use serde::Serialize;
@@ -135,8 +135,8 @@ fn expected_definitions(
 ) -> Result<Vec<String>> {
     let real = format!(
         "{}.{}",
-        crate::db::quote_ident(schema),
-        crate::db::quote_ident(table)
+        crate::ident::quote_ident(schema),
+        crate::ident::quote_ident(table)
     );
     // Any failure here (a cancel, a lost connection) says what was being done.
     let probing = |e: postgres::Error| {
@@ -197,7 +197,7 @@ fn rename(def: &str, name: &str, real_table: &str) -> String {
     format!(
         "CREATE {}INDEX {} ON {real_table} {rest}",
         if unique { "UNIQUE " } else { "" },
-        crate::db::quote_ident(name)
+        crate::ident::quote_ident(name)
     )
 }
 

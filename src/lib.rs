@@ -5,12 +5,12 @@
 //! The binary is a thin wrapper around [`run`]; services use [`db::Pool`],
 //! [`db::with_session`] and [`db::with_readonly_session`] directly.
 
-pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod conninfo;
 pub mod db;
+pub mod ident;
 pub mod index_state;
 pub mod interrupt;
 pub mod params;
@@ -18,6 +18,7 @@ pub mod pg_sandbox;
 pub mod read_only;
 pub mod report;
 pub mod seed_data;
+pub mod sqlfiles;
 
 pub use commands::pool_status::pool_status;
 pub use report::Outcome;

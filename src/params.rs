@@ -6,9 +6,9 @@
 // (a column of type date is bound as a date), so any type works without
 // conversion code, and every value is a bound parameter, never spliced into SQL.
 
-use crate::catalog::QuerySpec;
 use crate::db::describe_pg_error;
 use crate::seed_data::Rng;
+use crate::sqlfiles::QuerySpec;
 use anyhow::{anyhow, bail, Result};
 use bytes::BytesMut;
 use postgres::types::{FromSql, IsNull, ToSql, Type};

@@ -154,7 +154,10 @@ impl Sandbox {
     pub fn create_database(&self, name: &str) -> Result<()> {
         let mut client = crate::db::connect(&self.conn_info("postgres"))?;
         client
-            .batch_execute(&format!("CREATE DATABASE {}", crate::db::quote_ident(name)))
+            .batch_execute(&format!(
+                "CREATE DATABASE {}",
+                crate::ident::quote_ident(name)
+            ))
             .with_context(|| format!("cannot create database {name}"))?;
         Ok(())
     }
@@ -165,7 +168,7 @@ impl Sandbox {
         client
             .batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                crate::db::quote_ident(name)
+                crate::ident::quote_ident(name)
             ))
             .with_context(|| format!("cannot drop database {name}"))?;
         Ok(())

@@ -35,7 +35,7 @@ fn assert_nothing_left(db: &TestDb) {
 
 /// Every index of the built-in set is on the server as defined.
 fn all_builtin_match(db: &TestDb) -> bool {
-    let set = o2o_db::catalog::IndexSet::builtin().unwrap();
+    let set = o2o_db::sqlfiles::IndexSet::builtin().unwrap();
     inspect(&mut db.client(), &set)
         .unwrap()
         .iter()

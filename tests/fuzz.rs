@@ -2,10 +2,10 @@
 // valid inputs: bytes flipped, inserted, deleted, spliced with SQL and TOML
 // fragments) must give Ok or a clean Err, never a panic.
 
-use o2o_db::catalog::{IndexSet, QuerySuite};
 use o2o_db::config;
 use o2o_db::conninfo::ConnInfo;
 use o2o_db::seed_data::Rng;
+use o2o_db::sqlfiles::{IndexSet, QuerySuite};
 use std::path::Path;
 
 const FRAGMENTS: &[&str] = &[
@@ -82,7 +82,7 @@ fn fuzz(seeds: &[&str], iterations: usize, parse: impl Fn(&str)) {
 
 #[test]
 fn index_file_parser_never_panics() {
-    let builtin = o2o_db::catalog::indexes::DEFAULT_INDEXES_SQL;
+    let builtin = o2o_db::sqlfiles::indexes::DEFAULT_INDEXES_SQL;
     fuzz(
         &[
             builtin,
@@ -97,7 +97,7 @@ fn index_file_parser_never_panics() {
 
 #[test]
 fn query_suite_parser_never_panics() {
-    let builtin = o2o_db::catalog::queries::DEFAULT_QUERIES_SQL;
+    let builtin = o2o_db::sqlfiles::queries::DEFAULT_QUERIES_SQL;
     fuzz(&[builtin], 10_000, |s| {
         if let Ok(suite) = QuerySuite::parse(s, "q.sql") {
             for q in &suite.queries {

@@ -1,8 +1,8 @@
 // index_state: missing, matching, INVALID and drifted, judged by definition.
 
 use crate::support::TestDb;
-use o2o_db::catalog::IndexSet;
 use o2o_db::index_state::{inspect, State};
+use o2o_db::sqlfiles::IndexSet;
 
 #[test]
 fn states_are_judged_by_definition_not_name() {

@@ -1,9 +1,9 @@
 // params: candidate rows drawn from the data, bound in binary, checked against the query's types.
 
 use crate::support::TestDb;
-use o2o_db::catalog::QuerySuite;
 use o2o_db::params::{as_sql_params, literals, ParamPool};
 use o2o_db::seed_data::Rng;
+use o2o_db::sqlfiles::QuerySuite;
 
 #[test]
 fn every_builtin_query_runs_with_drawn_parameters() {

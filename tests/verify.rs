@@ -2,11 +2,11 @@
 // the breakage it exists for; the CLI's JSON shape, selection and exit codes.
 
 use crate::support::{self, TestDb};
-use o2o_db::catalog::IndexSet;
 use o2o_db::commands::seed::{self, SeedArgs};
 use o2o_db::commands::verify::{self, Check, Status, VerifyArgs, VerifyReport};
 use o2o_db::config::{Config, HumanDuration};
 use o2o_db::report::{Outcome, Report};
+use o2o_db::sqlfiles::IndexSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;

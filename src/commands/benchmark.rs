@@ -11,12 +11,12 @@ mod render;
 mod runner;
 mod stats;
 
-use crate::catalog::{QuerySpec, QuerySuite};
 use crate::config::{Config, HumanDuration, PoolSettings};
 use crate::db::{self, describe_pg_error, CheckoutStats, Pool, Warm};
 use crate::params::{self, ParamPool};
 use crate::report::{self, Outcome, Report};
 use crate::seed_data::Rng;
+use crate::sqlfiles::{QuerySpec, QuerySuite};
 use anyhow::{anyhow, bail, Result};
 use history::{History, PastRun};
 use runner::{Job, Measured, Plan, RunSettings, Scans};

@@ -20,12 +20,12 @@ pub mod summary;
 pub use options::SessionArgs;
 pub use summary::{CreateIndexesReport, IndexResult, Status, Summary};
 
-use crate::catalog::{IndexSet, IndexSpec};
 use crate::config::Config;
 use crate::db::describe_pg_error;
 use crate::index_state::{self, LiveIndex};
 use crate::interrupt;
 use crate::report;
+use crate::sqlfiles::{IndexSet, IndexSpec};
 use anyhow::{bail, Result};
 use executor::{Executor, RunOutcome};
 use options::SessionSettings;

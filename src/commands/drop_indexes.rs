@@ -5,7 +5,6 @@
 // managed table is dropped (a same-named index on another table is refused).
 // It takes the same run lock as create-indexes, so a drop never races a build.
 
-use crate::catalog::{IndexSet, IndexSpec};
 use crate::commands::create_indexes::executor::{Executor, Task};
 use crate::commands::create_indexes::options::{SessionArgs, SessionSettings};
 use crate::commands::create_indexes::summary::{duration_cell, size_cell, write_sql};
@@ -14,6 +13,7 @@ use crate::config::Config;
 use crate::index_state;
 use crate::interrupt;
 use crate::report::{self, Outcome, Report};
+use crate::sqlfiles::{IndexSet, IndexSpec};
 use anyhow::Result;
 use serde::Serialize;
 use std::io::Write;

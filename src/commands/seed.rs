@@ -4,7 +4,8 @@
 // flat at any row count and the server, not the client, sets the pace.
 
 use crate::config::Config;
-use crate::db::{self, describe_pg_error, quote_ident};
+use crate::db::{self, describe_pg_error};
+use crate::ident::quote_ident;
 use crate::report::{self, Outcome, Report};
 use crate::seed_data::{self, Generator};
 use anyhow::{anyhow, bail, Context, Result};

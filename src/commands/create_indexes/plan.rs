@@ -2,9 +2,9 @@
 // (by definition, not by name), and the statements that do it.
 
 use super::executor::{Cleanup, Step, Task};
-use crate::catalog::IndexSpec;
-use crate::db::quote_ident;
+use crate::ident::quote_ident;
 use crate::index_state::{LiveIndex, State};
+use crate::sqlfiles::IndexSpec;
 use std::collections::HashSet;
 
 /// The decision for one index.
@@ -168,7 +168,7 @@ impl Planned {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::IndexSet;
+    use crate::sqlfiles::IndexSet;
 
     fn live(state: State, building: bool) -> LiveIndex {
         LiveIndex {

@@ -3,12 +3,13 @@
 // rather than a failed check), and caches that keep the run to few round trips.
 
 use super::VerifyArgs;
-use crate::catalog::{IndexSet, QuerySpec, QuerySuite};
 use crate::config::Config;
-use crate::db::{self, quote_ident};
+use crate::db;
+use crate::ident::quote_ident;
 use crate::index_state::resolve_table;
 use crate::params::{ParamPool, ParamRow};
 use crate::seed_data::Rng;
+use crate::sqlfiles::{IndexSet, QuerySpec, QuerySuite};
 use anyhow::{anyhow, Result};
 use postgres::Client;
 use std::collections::HashMap;

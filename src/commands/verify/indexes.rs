@@ -4,9 +4,9 @@
 
 use super::context::Ctx;
 use super::Verdict;
-use crate::catalog::IndexSpec;
 use crate::db::describe_pg_error;
 use crate::index_state::{inspect, LiveIndex, State};
+use crate::sqlfiles::IndexSpec;
 use anyhow::Result;
 
 /// The empty copy of the table the schema check builds each index on.

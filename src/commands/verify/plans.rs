@@ -5,11 +5,11 @@
 
 use super::context::Ctx;
 use super::{median, Verdict};
-use crate::catalog::QuerySpec;
 use crate::db::describe_pg_error;
 use crate::params::{as_sql_params, literals, RawValue};
 use crate::read_only;
 use crate::seed_data::Rng;
+use crate::sqlfiles::QuerySpec;
 use anyhow::{anyhow, Result};
 use serde_json::Value;
 use std::time::Instant;

@@ -6,7 +6,7 @@
 
 use super::context::Ctx;
 use super::Verdict;
-use crate::db::quote_ident;
+use crate::ident::quote_ident;
 use anyhow::Result;
 
 /// One key column: what it indexes and how (two keys match only if all agree).

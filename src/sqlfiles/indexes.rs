@@ -7,7 +7,7 @@
 // same table, no duplicates.
 
 use super::split::split_statements;
-use crate::db::quote_ident;
+use crate::ident::quote_ident;
 use anyhow::{bail, Result};
 use serde::Serialize;
 use std::path::Path;
