@@ -12,13 +12,13 @@ pub mod conninfo;
 pub mod db;
 pub mod ident;
 pub mod index_state;
-pub mod interrupt;
 pub mod params;
 pub mod pg_sandbox;
 pub mod read_only;
 pub mod report;
 pub mod seed_data;
 pub mod sqlfiles;
+pub mod stop;
 
 pub use commands::pool_status::pool_status;
 pub use report::Outcome;
@@ -34,7 +34,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     let config = || config::resolve(&cli.global.overrides(), &config::process_env);
     // The CLI owns Ctrl-C: long runs stop cleanly and report what they did (exit 130).
     if !matches!(cli.command, Command::Completions(_) | Command::Man) {
-        interrupt::install_or_warn();
+        stop::install_or_warn();
     }
     match &cli.command {
         Command::Completions(args) => commands::shell::completions(args, out),

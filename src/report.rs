@@ -28,7 +28,8 @@ pub enum Outcome {
     Clean,
     /// The tool ran and found a problem: exit 1.
     Findings,
-    /// Stopped by Ctrl-C after reporting what was done: exit 130.
+    /// Stopped by a signal after reporting what was done: exit 128 + the
+    /// signal (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
     Interrupted,
 }
 
@@ -37,7 +38,8 @@ impl Outcome {
         match self {
             Outcome::Clean => 0,
             Outcome::Findings => 1,
-            Outcome::Interrupted => 130,
+            // 128 + the signal that stopped the run: 130 for Ctrl-C, 143 for SIGTERM.
+            Outcome::Interrupted => crate::stop::exit_code(),
         }
     }
 

@@ -8,13 +8,13 @@ use o2o_db::commands::drop_indexes::{self, DropIndexesArgs, DropStatus};
 use o2o_db::config::HumanDuration;
 use o2o_db::index_state::{inspect, State};
 use o2o_db::report::{Outcome, Report};
-use std::sync::atomic::AtomicBool;
+use o2o_db::stop::Stop;
 use std::time::{Duration, Instant};
 
 const ORDERS: u64 = 3000;
 
 fn create(db: &TestDb, args: &CreateIndexesArgs) -> create_indexes::CreateIndexesReport {
-    create_indexes::run_with(&db.config(), args, &AtomicBool::new(false)).expect("create-indexes")
+    create_indexes::run_with(&db.config(), args, &Stop::new()).expect("create-indexes")
 }
 
 fn invalid_indexes(db: &TestDb) -> i64 {
@@ -470,9 +470,8 @@ fn a_second_run_meets_the_run_lock() {
         },
         ..CreateIndexesArgs::default()
     };
-    let first = std::thread::spawn(move || {
-        create_indexes::run_with(&config, &args, &AtomicBool::new(false)).unwrap()
-    });
+    let first =
+        std::thread::spawn(move || create_indexes::run_with(&config, &args, &Stop::new()).unwrap());
     let key = run_lock::key("public", "orders");
     wait_until(
         &db,
@@ -625,7 +624,17 @@ fn jobs_two_builds_the_same_set_with_plain_builds() {
 
 #[test]
 fn ctrl_c_cancels_the_running_build_and_cleans_up() {
-    let db = TestDb::seeded("ci_ctrl_c", ORDERS);
+    a_signal_cancels_the_running_build_and_cleans_up(libc::SIGINT, 130);
+}
+
+/// systemd, cron wrappers and `kill` send SIGTERM: the same clean stop, exit 143.
+#[test]
+fn sigterm_cancels_the_running_build_and_cleans_up() {
+    a_signal_cancels_the_running_build_and_cleans_up(libc::SIGTERM, 143);
+}
+
+fn a_signal_cancels_the_running_build_and_cleans_up(signal: i32, code: i32) {
+    let db = TestDb::seeded(&format!("ci_signal_{signal}"), ORDERS);
     // An old snapshot keeps the first concurrent build waiting after it has
     // created its (INVALID) catalog entry: Ctrl-C must cancel it and drop that.
     let mut holder = db.client();
@@ -643,13 +652,13 @@ fn ctrl_c_cancels_the_running_build_and_cleans_up() {
         "SELECT EXISTS (SELECT 1 FROM pg_stat_progress_create_index WHERE datname = current_database() AND phase = 'waiting for old snapshots')",
     );
     assert_eq!(invalid_indexes(&db), 1);
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", support::stderr(&out));
+    assert_eq!(out.status.code(), Some(code), "{}", support::stderr(&out));
     let text = support::stdout(&out);
     assert!(text.contains("interrupted"), "{text}");
     assert!(
-        text.contains("cancelled by Ctrl-C; its INVALID leftover was dropped"),
+        text.contains("cancelled by Ctrl-C (or a signal); its INVALID leftover was dropped"),
         "{text}"
     );
     assert!(text.contains("not started"), "{text}");
@@ -662,7 +671,7 @@ fn drop_indexes_drops_managed_indexes_only() {
     let db = TestDb::seeded("ci_drop", ORDERS);
     create(&db, &CreateIndexesArgs::default());
     let config = db.config();
-    let flag = AtomicBool::new(false);
+    let flag = Stop::new();
     // An unknown name is refused before anything happens, listing the managed ones.
     let err = drop_indexes::run_with(
         &config,

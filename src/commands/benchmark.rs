@@ -17,6 +17,7 @@ use crate::params::{self, ParamPool};
 use crate::report::{self, Outcome, Report};
 use crate::seed_data::Rng;
 use crate::sqlfiles::{QuerySpec, QuerySuite};
+use crate::stop::Stop;
 use anyhow::{anyhow, bail, Result};
 use history::{History, PastRun};
 use runner::{Job, Measured, Plan, RunSettings, Scans};
@@ -234,7 +235,14 @@ impl Report for BenchmarkReport {
     }
 }
 
+/// Runs with the process's stop (signals, see crate::stop).
 pub fn run(config: &Config, args: &BenchmarkArgs) -> Result<BenchmarkReport> {
+    run_with(config, args, crate::stop::process())
+}
+
+/// Runs; requesting `stop` ends the run after the current query runs, and the
+/// report shows what was measured (outcome Interrupted).
+pub fn run_with(config: &Config, args: &BenchmarkArgs, stop: &Stop) -> Result<BenchmarkReport> {
     let run_started = Instant::now();
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let max_p95_ms = args.max_p95_ms.unwrap_or(config.alert.query_ms);
@@ -258,6 +266,7 @@ pub fn run(config: &Config, args: &BenchmarkArgs) -> Result<BenchmarkReport> {
         },
         clients: args.clients.max(1),
         seed: args.seed.unwrap_or(config.benchmark.seed),
+        stop,
     };
 
     let suite = QuerySuite::load(args.queries.as_deref().or(config.benchmark.file.as_deref()))?;
@@ -286,12 +295,12 @@ pub fn run(config: &Config, args: &BenchmarkArgs) -> Result<BenchmarkReport> {
     let jobs = &setup.jobs;
 
     let (measured, pool) = measure(config, jobs, &settings, Scans::Planner)?;
-    let seqscan = if args.compare_seqscan && !runner::stopped() {
+    let seqscan = if args.compare_seqscan && !stop.requested() {
         Some(measure(config, jobs, &settings, Scans::SeqOnly)?.0)
     } else {
         None
     };
-    let interrupted = runner::stopped()
+    let interrupted = stop.requested()
         || measured.len() < jobs.len()
         || seqscan.as_ref().is_some_and(|s| s.len() < jobs.len());
 

@@ -23,15 +23,14 @@ pub use summary::{CreateIndexesReport, IndexResult, Status, Summary};
 use crate::config::Config;
 use crate::db::describe_pg_error;
 use crate::index_state::{self, LiveIndex};
-use crate::interrupt;
 use crate::report;
 use crate::sqlfiles::{IndexSet, IndexSpec};
+use crate::stop::Stop;
 use anyhow::{bail, Result};
 use executor::{Executor, RunOutcome};
 use options::SessionSettings;
 use plan::{Action, Planned};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct CreateIndexesArgs {
@@ -69,17 +68,17 @@ pub struct CreateIndexesArgs {
     pub maintenance_work_mem: Option<String>,
 }
 
-/// Runs with the CLI's Ctrl-C flag (see interrupt::install).
+/// Runs with the process's stop (signals, see crate::stop).
 pub fn run(config: &Config, args: &CreateIndexesArgs) -> Result<CreateIndexesReport> {
-    run_with(config, args, interrupt::flag())
+    run_with(config, args, crate::stop::process())
 }
 
-/// Runs; setting `interrupt` cancels the running build, cleans up and returns
+/// Runs; requesting `stop` cancels the running build, cleans up and returns
 /// the summary so far (outcome Interrupted).
 pub fn run_with(
     config: &Config,
     args: &CreateIndexesArgs,
-    interrupt: &AtomicBool,
+    stop: &Stop,
 ) -> Result<CreateIndexesReport> {
     let concurrently = !args.no_concurrently;
     if concurrently && args.jobs > 1 {
@@ -124,7 +123,7 @@ pub fn run_with(
             &mut control.client,
             (&schema, &table),
             args.session.wait,
-            interrupt,
+            stop,
         )?;
         if acquired == run_lock::Acquired::Interrupted {
             return Ok(not_started(
@@ -183,7 +182,7 @@ pub fn run_with(
         settings: &settings,
         table: &table_sql,
         jobs: args.jobs as usize,
-        interrupt,
+        stop,
     };
     let mut watcher = progress::Progress::new("building", tasks.len());
     let outcome = executor.run(tasks, &mut control.client, &mut watcher);
@@ -211,7 +210,7 @@ pub fn run_with(
         .iter()
         .any(|i| matches!(i.status, Status::Created | Status::Rebuilt));
     let mut analyzed = false;
-    if will_analyze && built && !interrupt.load(Ordering::SeqCst) {
+    if will_analyze && built && !stop.requested() {
         match control.client.batch_execute(&analyze_sql(&set)) {
             Ok(()) => analyzed = true,
             Err(e) => notices.push(format!(

@@ -144,7 +144,7 @@ fn step<R: Report>(
     title: &str,
     run: impl FnOnce() -> Result<R>,
 ) -> Result<Option<R>> {
-    if crate::interrupt::requested() {
+    if crate::stop::process().requested() {
         return Ok(None);
     }
     heading(out, title)?;

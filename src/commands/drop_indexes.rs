@@ -11,13 +11,12 @@ use crate::commands::create_indexes::summary::{duration_cell, size_cell, write_s
 use crate::commands::create_indexes::{plan, progress, run_lock, session};
 use crate::config::Config;
 use crate::index_state;
-use crate::interrupt;
 use crate::report::{self, Outcome, Report};
 use crate::sqlfiles::{IndexSet, IndexSpec};
+use crate::stop::Stop;
 use anyhow::Result;
 use serde::Serialize;
 use std::io::Write;
-use std::sync::atomic::AtomicBool;
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct DropIndexesArgs {
@@ -122,14 +121,10 @@ impl Report for DropIndexesReport {
 }
 
 pub fn run(config: &Config, args: &DropIndexesArgs) -> Result<DropIndexesReport> {
-    run_with(config, args, interrupt::flag())
+    run_with(config, args, crate::stop::process())
 }
 
-pub fn run_with(
-    config: &Config,
-    args: &DropIndexesArgs,
-    interrupt: &AtomicBool,
-) -> Result<DropIndexesReport> {
+pub fn run_with(config: &Config, args: &DropIndexesArgs, stop: &Stop) -> Result<DropIndexesReport> {
     let set = IndexSet::load(args.session.index_file(config))?;
     let chosen = choose(&set, &args.names)?;
     let settings = SessionSettings::resolve(config, &args.session, true, "drop-indexes");
@@ -142,7 +137,7 @@ pub fn run_with(
             &mut control.client,
             (&schema, &table),
             args.session.wait,
-            interrupt,
+            stop,
         )?;
         if acquired == run_lock::Acquired::Interrupted {
             let rows = chosen
@@ -217,7 +212,7 @@ pub fn run_with(
         settings: &settings,
         table: &table_sql,
         jobs: 1,
-        interrupt,
+        stop,
     };
     let mut watcher = progress::Progress::new("dropping", tasks.len());
     let outcome = executor.run(tasks, &mut control.client, &mut watcher);

@@ -11,7 +11,6 @@
 // render.rs the table.
 
 mod figures;
-use crate::interrupt;
 mod load;
 mod render;
 mod watch;
@@ -25,10 +24,10 @@ pub use load::{LoadPlan, LoadReport};
 use crate::config::{Config, HumanDuration};
 use crate::db::{Pool, Warm};
 use crate::report::{self, Format, Outcome, Report};
+use crate::stop::Stop;
 use anyhow::Result;
 use serde::Serialize;
 use std::io::Write;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -124,7 +123,7 @@ impl Report for PoolStatusReport {
 /// One report: a snapshot, after the load when --load is given (--watch is
 /// the CLI's loop around this; see `run_cli`).
 pub fn run(config: &Config, args: &PoolStatusArgs) -> Result<PoolStatusReport> {
-    run_until(config, args, interrupt::never())
+    run_until(config, args, &Stop::new())
 }
 
 /// The subcommand: one report, or a watch, written to `out`.
@@ -137,18 +136,15 @@ pub fn run_cli(
     if let Some(every) = args.watch {
         return watch::run(config, args, every.0, format, out);
     }
+    // A snapshot is quick; only a load listens to the process's stop.
     let stop = match args.load {
-        Some(_) => interrupt::flag(),
-        None => interrupt::never(),
+        Some(_) => crate::stop::process().clone(),
+        None => Stop::new(),
     };
-    report::emit(&run_until(config, args, stop)?, format, out)
+    report::emit(&run_until(config, args, &stop)?, format, out)
 }
 
-fn run_until(
-    config: &Config,
-    args: &PoolStatusArgs,
-    stop: &AtomicBool,
-) -> Result<PoolStatusReport> {
+fn run_until(config: &Config, args: &PoolStatusArgs, stop: &Stop) -> Result<PoolStatusReport> {
     // Opened first: an unreachable server fails before a 10 s load, not after.
     let probe = open_probe_pool(config)?;
     let loaded = match args.load {

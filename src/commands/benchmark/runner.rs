@@ -14,6 +14,7 @@ use crate::params::{as_sql_params, ParamPool, ParamRow};
 use crate::read_only;
 use crate::report;
 use crate::seed_data::Rng;
+use crate::stop::Stop;
 use anyhow::{anyhow, Result};
 use postgres::types::ToSql;
 use postgres::{Client, Statement};
@@ -51,13 +52,15 @@ pub enum Plan {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct RunSettings {
+pub struct RunSettings<'a> {
     /// Untimed runs per query before timing starts.
     pub warmup: u32,
     pub plan: Plan,
     /// 1: one dedicated connection; more: that many threads sharing the pool.
     pub clients: u32,
     pub seed: u64,
+    /// Ends the run after the current query runs; the report shows what was measured.
+    pub stop: &'a Stop,
 }
 
 /// What the planner may use: everything, or sequential scans only (the
@@ -77,14 +80,6 @@ const SEQ_SCAN_ONLY: &str =
 pub struct Measured {
     pub recorder: Recorder,
     pub wall: Duration,
-}
-
-// ------------------------------------------------------------------ Ctrl-C
-
-/// Ctrl-C (installed by the CLI, see crate::interrupt) stops the run after
-/// the current query runs; the report shows what was measured.
-pub fn stopped() -> bool {
-    crate::interrupt::requested()
 }
 
 // --------------------------------------------------------------- executing
@@ -258,12 +253,12 @@ pub fn sequential(
     let mut session = Session::open(conn, jobs, scans)?;
     let mut measured = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
-        if stopped() {
+        if settings.stop.requested() {
             break;
         }
         let mut rng = Rng::new(settings.seed);
         for _ in 0..settings.warmup {
-            if stopped() {
+            if settings.stop.requested() {
                 break;
             }
             session.run(i, job.params(&mut rng))?;
@@ -276,7 +271,7 @@ pub fn sequential(
                 Plan::Runs(n) => recorder.attempts() >= n,
                 Plan::For(d) => started.elapsed() >= d,
             };
-            if done || stopped() {
+            if done || settings.stop.requested() {
                 break;
             }
             match session.run(i, job.params(&mut rng))? {
@@ -338,7 +333,7 @@ pub fn concurrent(
     prime(pool, jobs, scans, settings.clients)?;
     let mut measured = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
-        if stopped() {
+        if settings.stop.requested() {
             break;
         }
         if settings.warmup > 0 {
@@ -385,9 +380,12 @@ fn phase(
                 let claimed = &claimed;
                 let seed = settings.seed.wrapping_add(u64::from(c));
                 scope.spawn(move || {
-                    let next = || match plan {
-                        Plan::Runs(n) => claimed.fetch_add(1, Ordering::Relaxed) < n,
-                        Plan::For(d) => started.elapsed() < d,
+                    let next = || {
+                        !settings.stop.requested()
+                            && match plan {
+                                Plan::Runs(n) => claimed.fetch_add(1, Ordering::Relaxed) < n,
+                                Plan::For(d) => started.elapsed() < d,
+                            }
                     };
                     client_loop(pool, jobs, i, scans, seed, next, progress)
                 })
@@ -422,7 +420,7 @@ fn client_loop(
     let job = &jobs[i];
     let mut rng = Rng::new(seed);
     let mut recorder = Recorder::new()?;
-    while !stopped() && next() {
+    while next() {
         let params = job.params(&mut rng);
         let asked = Instant::now();
         let checkout = pool.get();

@@ -14,6 +14,7 @@ use super::options::SessionSettings;
 use super::session::{self, Session};
 use crate::config::Config;
 use crate::db::{self, describe_pg_error};
+use crate::stop::Stop;
 use postgres::error::SqlState;
 use postgres::{CancelToken, Client};
 use std::collections::{HashMap, VecDeque};
@@ -120,7 +121,8 @@ pub struct Executor<'a> {
     /// The managed table, qualified and quoted (to name lock holders).
     pub table: &'a str,
     pub jobs: usize,
-    pub interrupt: &'a AtomicBool,
+    /// The run's stop: cancels every running statement on the server.
+    pub stop: &'a Stop,
 }
 
 enum Event {
@@ -152,7 +154,7 @@ struct Shared<'a> {
     queue: Mutex<VecDeque<Task>>,
     /// No new task may start (Ctrl-C or a lock failure).
     stop: AtomicBool,
-    interrupt: &'a AtomicBool,
+    run_stop: &'a Stop,
     settings: &'a SessionSettings,
 }
 
@@ -165,7 +167,7 @@ impl Shared<'_> {
     }
 
     fn interrupted(&self) -> bool {
-        self.interrupt.load(Ordering::SeqCst)
+        self.run_stop.requested()
     }
 }
 
@@ -185,7 +187,7 @@ impl Executor<'_> {
         let shared = Shared {
             queue: Mutex::new(tasks.into()),
             stop: AtomicBool::new(false),
-            interrupt: self.interrupt,
+            run_stop: self.stop,
             settings: self.settings,
         };
         let mut watch = Watch {
@@ -211,7 +213,7 @@ impl Executor<'_> {
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
-                if self.interrupt.load(Ordering::SeqCst) && !watch.cancelled {
+                if self.stop.requested() && !watch.cancelled {
                     watch.cancel_all(self.config, &shared);
                 }
                 if last_poll.elapsed() >= TICK {
@@ -224,7 +226,7 @@ impl Executor<'_> {
         if let Ok(queue) = shared.queue.lock() {
             outcome.not_started = queue.iter().map(|t| t.id).collect();
         }
-        outcome.interrupted = self.interrupt.load(Ordering::SeqCst);
+        outcome.interrupted = self.stop.requested();
         outcome
     }
 }
@@ -440,7 +442,7 @@ fn run_task(
             };
             let failure = classify(&e, shared.interrupted());
             let mut message = match failure {
-                Failure::Cancelled => "cancelled by Ctrl-C".to_string(),
+                Failure::Cancelled => "cancelled by Ctrl-C (or a signal)".to_string(),
                 _ => describe_pg_error(&e),
             };
             if attempt > 0 {
@@ -479,7 +481,7 @@ fn run_task(
                 pause,
                 error: error.clone(),
             });
-            if !pause_unless_interrupted(pause, shared) {
+            if shared.run_stop.sleep(pause) {
                 error.failure = Failure::Cancelled;
                 error.message.push_str("; interrupted before retrying");
                 return failed(error);
@@ -537,18 +539,4 @@ pub fn drop_leftover(client: &mut Client, cleanup: &Cleanup) -> Result<bool, Str
         .batch_execute(&cleanup.drop_sql)
         .map_err(|e| describe_pg_error(&e))?;
     Ok(true)
-}
-
-/// Sleeps `pause` in small slices; false when Ctrl-C came first.
-fn pause_unless_interrupted(pause: Duration, shared: &Shared<'_>) -> bool {
-    let until = Instant::now() + pause;
-    while Instant::now() < until {
-        if shared.interrupted() {
-            return false;
-        }
-        std::thread::sleep(
-            Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())),
-        );
-    }
-    !shared.interrupted()
 }

@@ -8,9 +8,9 @@
 
 use super::activity::Backend;
 use crate::db::describe_pg_error;
+use crate::stop::Stop;
 use anyhow::{anyhow, bail, Result};
 use postgres::Client;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// How often --wait asks again.
@@ -95,7 +95,7 @@ pub fn acquire(
     key: i64,
     table: &str,
     wait: bool,
-    interrupt: &AtomicBool,
+    stop: &Stop,
     mut on_wait: impl FnMut(&Holder),
 ) -> Result<Acquired> {
     let mut told = false;
@@ -121,10 +121,9 @@ pub fn acquire(
             on_wait(h);
             told = true;
         }
-        if interrupt.load(Ordering::SeqCst) {
+        if stop.sleep(POLL) {
             return Ok(Acquired::Interrupted);
         }
-        std::thread::sleep(POLL);
     }
 }
 
@@ -134,10 +133,10 @@ pub fn take(
     client: &mut Client,
     (schema, table): (&str, &str),
     wait: bool,
-    interrupt: &AtomicBool,
+    stop: &Stop,
 ) -> Result<Acquired> {
     let name = format!("{schema}.{table}");
-    acquire(client, key(schema, table), &name, wait, interrupt, |h| {
+    acquire(client, key(schema, table), &name, wait, stop, |h| {
         crate::report::notice(&format!("waiting for the index run on {name} held by {h}"))
     })
 }

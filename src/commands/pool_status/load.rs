@@ -10,10 +10,11 @@
 use super::figures::PoolFigures;
 use crate::config::{Config, PoolSettings};
 use crate::db::{self, describe_pg_error, Pool, Warm};
+use crate::stop::Stop;
 use anyhow::{anyhow, bail, Context, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -100,11 +101,7 @@ pub fn load_application_name(config: &Config) -> String {
 
 /// Runs the load on a pool built from `config` and returns the report and the
 /// pool's figures at the end. The pool is closed before this returns.
-pub fn run(
-    config: &Config,
-    plan: &LoadPlan,
-    stop: &AtomicBool,
-) -> Result<(LoadReport, PoolFigures)> {
+pub fn run(config: &Config, plan: &LoadPlan, stop: &Stop) -> Result<(LoadReport, PoolFigures)> {
     if plan.sessions == 0 {
         bail!("--load needs at least 1 session");
     }
@@ -143,7 +140,8 @@ pub fn run(
                     session_loop(pool, checkout_timeout, hold_seconds, deadline, stop, tally)
                 })
                 .map_err(|e| {
-                    stop.store(true, Ordering::Relaxed);
+                    // Ends the threads already started; the run then fails (exit 2).
+                    stop.request();
                     anyhow!(
                         "cannot start load thread {i} of {}: {e}; try a smaller --load",
                         plan.sessions
@@ -160,10 +158,12 @@ pub fn run(
             }
         }
         // Sample the pool while the sessions run, for the peak.
-        while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        while Instant::now() < deadline {
             let state = pool.state();
             peak = peak.max(state.connections.saturating_sub(state.idle_connections));
-            std::thread::sleep(Duration::from_millis(5));
+            if stop.sleep(Duration::from_millis(5)) {
+                break;
+            }
         }
         let mut total = new_histogram()?;
         for w in workers {
@@ -210,7 +210,7 @@ pub fn run(
         query_errors: tally.query_errors.load(Ordering::Relaxed),
         peak_checked_out: peak,
         first_error: tally.first_error.lock().ok().and_then(|e| e.clone()),
-        interrupted: stop.load(Ordering::Relaxed),
+        interrupted: stop.requested(),
     };
     drop(pool);
     Ok((report, figures))
@@ -227,11 +227,11 @@ fn session_loop(
     checkout_timeout: Duration,
     hold_seconds: f64,
     deadline: Instant,
-    stop: &AtomicBool,
+    stop: &Stop,
     tally: &Tally,
 ) -> Result<Histogram<u64>> {
     let mut checkout_times = new_histogram()?;
-    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+    while Instant::now() < deadline && !stop.requested() {
         let asked = Instant::now();
         // The pool was opened with a longer timeout for warming up; each checkout
         // waits at most [pool] timeout, and the pool counts waits and timeouts.

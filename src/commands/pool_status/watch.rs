@@ -11,8 +11,7 @@ use crate::config::Config;
 use crate::report::{self, Format, Outcome, Report};
 use anyhow::Result;
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Clears a terminal and moves the cursor home.
 const CLEAR: &str = "\x1b[H\x1b[2J";
@@ -24,7 +23,7 @@ pub fn run(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
-    let stop = crate::interrupt::flag();
+    let stop = crate::stop::process();
     let redraw = format == Format::Table && std::io::stdout().is_terminal();
     let pool = super::open_probe_pool(config)?;
     let mut first = true;
@@ -49,7 +48,7 @@ pub fn run(
             ),
         }
         first = false;
-        if sleep_unless_stopped(every, stop) {
+        if stop.sleep(every) {
             return Ok(Outcome::Interrupted);
         }
     }
@@ -85,19 +84,4 @@ fn frame(
         }
     }
     Ok(buf)
-}
-
-/// Sleeps `every` in short steps; true when Ctrl-C came first.
-fn sleep_unless_stopped(every: Duration, stop: &AtomicBool) -> bool {
-    let until = Instant::now() + every;
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return true;
-        }
-        let now = Instant::now();
-        if now >= until {
-            return false;
-        }
-        std::thread::sleep((until - now).min(Duration::from_millis(50)));
-    }
 }
