@@ -5,13 +5,14 @@
 //! The binary is a thin wrapper around [`run`]; services use [`db::Pool`],
 //! [`db::with_session`] and [`db::with_readonly_session`] directly.
 
+pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod conninfo;
 pub mod db;
+pub mod ddl;
 pub mod ident;
-pub mod index_state;
 pub mod params;
 pub mod pg_sandbox;
 pub mod read_only;

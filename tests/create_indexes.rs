@@ -3,10 +3,11 @@
 // INVALID, the run lock, dry runs, parallel plain builds, Ctrl-C, bad files.
 
 use crate::support::{self, TestDb};
-use o2o_db::commands::create_indexes::{self, run_lock, CreateIndexesArgs, SessionArgs, Status};
+use o2o_db::catalog::indexes::{inspect, State};
+use o2o_db::commands::create_indexes::{self, CreateIndexesArgs, Status};
 use o2o_db::commands::drop_indexes::{self, DropIndexesArgs, DropStatus};
 use o2o_db::config::HumanDuration;
-use o2o_db::index_state::{inspect, State};
+use o2o_db::ddl::{run_lock, SessionArgs};
 use o2o_db::report::{Outcome, Report};
 use o2o_db::stop::Stop;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 // index_state: missing, matching, INVALID and drifted, judged by definition.
 
 use crate::support::TestDb;
-use o2o_db::index_state::{inspect, State};
+use o2o_db::catalog::indexes::{inspect, State};
 use o2o_db::sqlfiles::IndexSet;
 
 #[test]

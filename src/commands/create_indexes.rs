@@ -3,33 +3,27 @@
 // created/skipped/rebuilt/drifted/failed summary.
 //
 // The run: take the per-table run lock, ask the server what it has (by
-// definition, see index_state), decide per index (plan), warn about sessions
+// definition, see catalog::indexes), decide per index (plan), warn about sessions
 // that would stall the builds, build on dedicated sessions while watching
 // progress and blockers (executor), check the result on the server again,
 // ANALYZE, report. Nothing here keeps a transaction open across a build.
 
-pub mod activity;
-pub mod executor;
-pub mod options;
-pub mod plan;
-pub mod progress;
-pub mod run_lock;
-pub mod session;
 pub mod summary;
 
-pub use options::SessionArgs;
 pub use summary::{CreateIndexesReport, IndexResult, Status, Summary};
 
+use crate::catalog::activity;
+use crate::catalog::{self, indexes::LiveIndex};
 use crate::config::Config;
 use crate::db::describe_pg_error;
-use crate::index_state::{self, LiveIndex};
+use crate::ddl::executor::{Executor, RunOutcome};
+use crate::ddl::plan::{self, Action, Planned};
+use crate::ddl::settings::{SessionArgs, SessionSettings};
+use crate::ddl::{progress, run_lock, session};
 use crate::report;
 use crate::sqlfiles::{IndexSet, IndexSpec};
 use crate::stop::Stop;
 use anyhow::{bail, Result};
-use executor::{Executor, RunOutcome};
-use options::SessionSettings;
-use plan::{Action, Planned};
 use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -106,7 +100,7 @@ pub fn run_with(
             .push(("maintenance_work_mem", mem.clone()));
     }
     let mut control = session::open(config, &settings)?;
-    let (schema, table) = index_state::resolve_table(&mut control.client, &set)?;
+    let (schema, table) = catalog::indexes::resolve_table(&mut control.client, &set)?;
     let set = qualified(set, &schema);
     let table_name = format!("{schema}.{table}");
     let key = run_lock::key(&schema, &table);
@@ -134,7 +128,7 @@ pub fn run_with(
         }
     }
 
-    let live = index_state::inspect(&mut control.client, &set)?;
+    let live = catalog::indexes::inspect(&mut control.client, &set)?;
     let on_table = indexes_of_table(&mut control.client, &set)?;
     let planned = plan::decide(&set.indexes, live, &on_table, args.replace_drifted);
     let tasks: Vec<_> = planned

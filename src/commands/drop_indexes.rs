@@ -5,12 +5,12 @@
 // managed table is dropped (a same-named index on another table is refused).
 // It takes the same run lock as create-indexes, so a drop never races a build.
 
-use crate::commands::create_indexes::executor::{Executor, Task};
-use crate::commands::create_indexes::options::{SessionArgs, SessionSettings};
+use crate::catalog;
 use crate::commands::create_indexes::summary::{duration_cell, size_cell, write_sql};
-use crate::commands::create_indexes::{plan, progress, run_lock, session};
 use crate::config::Config;
-use crate::index_state;
+use crate::ddl::executor::{Executor, Task};
+use crate::ddl::settings::{SessionArgs, SessionSettings};
+use crate::ddl::{plan, progress, run_lock, session};
 use crate::report::{self, Outcome, Report};
 use crate::sqlfiles::{IndexSet, IndexSpec};
 use crate::stop::Stop;
@@ -129,7 +129,7 @@ pub fn run_with(config: &Config, args: &DropIndexesArgs, stop: &Stop) -> Result<
     let chosen = choose(&set, &args.names)?;
     let settings = SessionSettings::resolve(config, &args.session, true, "drop-indexes");
     let mut control = session::open(config, &settings)?;
-    let (schema, table) = index_state::resolve_table(&mut control.client, &set)?;
+    let (schema, table) = catalog::indexes::resolve_table(&mut control.client, &set)?;
     let table_name = format!("{schema}.{table}");
     let key = run_lock::key(&schema, &table);
     if !args.session.dry_run {

@@ -3,10 +3,10 @@
 // rather than a failed check), and caches that keep the run to few round trips.
 
 use super::VerifyArgs;
+use crate::catalog::indexes::resolve_table;
 use crate::config::Config;
 use crate::db;
 use crate::ident::quote_ident;
-use crate::index_state::resolve_table;
 use crate::params::{ParamPool, ParamRow};
 use crate::seed_data::Rng;
 use crate::sqlfiles::{IndexSet, QuerySpec, QuerySuite};

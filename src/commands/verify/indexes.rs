@@ -4,8 +4,8 @@
 
 use super::context::Ctx;
 use super::Verdict;
+use crate::catalog::indexes::{inspect, LiveIndex, State};
 use crate::db::describe_pg_error;
-use crate::index_state::{inspect, LiveIndex, State};
 use crate::sqlfiles::IndexSpec;
 use anyhow::Result;
 
@@ -103,7 +103,7 @@ fn probe_definitions<'s>(
 }
 
 /// indexes: each managed index is present, valid, ready and defined as the
-/// file says (judged by the server's own rendering, see index_state).
+/// file says (judged by the server's own rendering, see catalog::indexes).
 pub fn indexes(ctx: &mut Ctx) -> Result<Verdict> {
     let set = ctx.index_set()?.clone();
     let live = inspect(ctx.client()?, &set)?;

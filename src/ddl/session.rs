@@ -5,7 +5,7 @@
 // session is its own connection, named in pg_stat_activity, with the run's
 // lock_timeout and statement_timeout set once (as bound values).
 
-use super::options::SessionSettings;
+use super::settings::SessionSettings;
 use crate::config::Config;
 use crate::db::{self, describe_pg_error};
 use anyhow::{anyhow, Result};

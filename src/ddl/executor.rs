@@ -9,9 +9,9 @@
 // get its lock, no further builds start (they would only queue behind the
 // same blocker).
 
-use super::activity::{self, Backend};
-use super::options::SessionSettings;
 use super::session::{self, Session};
+use super::settings::SessionSettings;
+use crate::catalog::activity::{self, Backend};
 use crate::config::Config;
 use crate::db::{self, describe_pg_error};
 use crate::stop::Stop;

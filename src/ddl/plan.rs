@@ -2,8 +2,8 @@
 // (by definition, not by name), and the statements that do it.
 
 use super::executor::{Cleanup, Step, Task};
+use crate::catalog::indexes::{LiveIndex, State};
 use crate::ident::quote_ident;
-use crate::index_state::{LiveIndex, State};
 use crate::sqlfiles::IndexSpec;
 use std::collections::HashSet;
 

@@ -6,7 +6,7 @@
 // it goes away with the process however it ends. The key is derived from the
 // tool and the table, so runs on other tables (or databases) do not collide.
 
-use super::activity::Backend;
+use crate::catalog::activity::Backend;
 use crate::db::describe_pg_error;
 use crate::stop::Stop;
 use anyhow::{anyhow, bail, Result};

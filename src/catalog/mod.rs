@@ -1,0 +1,6 @@
+//! What the server's catalog says, read without changing anything: the managed
+//! indexes' state by definition (indexes) and the sessions, transactions and
+//! locks that matter to index work (activity).
+
+pub mod activity;
+pub mod indexes;
