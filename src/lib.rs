@@ -15,13 +15,12 @@ pub mod ddl;
 pub mod ident;
 pub mod params;
 pub mod pg_sandbox;
-pub mod read_only;
 pub mod report;
 pub mod seed_data;
 pub mod sqlfiles;
 pub mod stop;
 
-pub use commands::pool_status::pool_status;
+pub use db::pool_status;
 pub use report::Outcome;
 
 use anyhow::Result;

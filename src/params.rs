@@ -7,6 +7,7 @@
 // conversion code, and every value is a bound parameter, never spliced into SQL.
 
 use crate::db::describe_pg_error;
+use crate::db::PgContext;
 use crate::seed_data::Rng;
 use crate::sqlfiles::QuerySpec;
 use anyhow::{anyhow, bail, Result};
@@ -81,19 +82,14 @@ impl ParamPool {
         let Some(params_sql) = &spec.params_sql else {
             return Ok(ParamPool { rows: vec![vec![]] });
         };
-        let stmt = client.prepare(&spec.sql).map_err(|e| {
-            anyhow!(
-                "query {} (line {}): {}",
-                spec.name,
-                spec.line,
-                describe_pg_error(&e)
-            )
-        })?;
+        let stmt = client
+            .prepare(&spec.sql)
+            .with_pg_context(|| format!("query {} (line {})", spec.name, spec.line))?;
         let wanted = stmt.params().to_vec();
         let sql = format!("SELECT * FROM ({params_sql}) AS o2o_params LIMIT {MAX_CANDIDATES}");
         // A params query is suite text too: read-only, like the queries it feeds.
-        let rows = crate::read_only::run(client, |tx| tx.query(&sql, &[])).map_err(|e| {
-            if let Some(stop) = crate::read_only::refusal(
+        let rows = crate::db::read_only::run(client, |tx| tx.query(&sql, &[])).map_err(|e| {
+            if let Some(stop) = crate::db::read_only::refusal(
                 &e,
                 &format!("line {}", spec.line),
                 &format!("{} (its -- params: SELECT)", spec.name),
@@ -183,7 +179,7 @@ pub fn literals(client: &mut Client, row: &ParamRow) -> Result<Vec<String>> {
         .map(|v| {
             let text: Option<String> = client
                 .query_one(&format!("SELECT quote_nullable($1::{}::text)", v.ty), &[v])
-                .map_err(|e| anyhow!("rendering a parameter: {}", describe_pg_error(&e)))?
+                .pg_context("rendering a parameter")?
                 .get(0);
             Ok(format!(
                 "{}::{}",

@@ -9,6 +9,7 @@
 // predicate, method or column order does not.
 
 use crate::db::describe_pg_error;
+use crate::db::PgContext;
 use crate::sqlfiles::{IndexSet, IndexSpec};
 use anyhow::{anyhow, bail, Result};
 use postgres::Client;
@@ -79,7 +80,7 @@ pub fn inspect(client: &mut Client, set: &IndexSet) -> Result<Vec<LiveIndex>> {
              WHERE c.relname = ANY($1) AND n.nspname = $2",
             &[&names, &schema],
         )
-        .map_err(|e| anyhow!("cannot read the managed indexes from the catalog: {}", describe_pg_error(&e)))?;
+        .pg_context("cannot read the managed indexes from the catalog")?;
     let mut out = Vec::with_capacity(set.indexes.len());
     for (spec, expected) in set.indexes.iter().zip(expected) {
         let row = rows.iter().find(|r| r.get::<_, String>(0) == spec.name);
@@ -149,12 +150,7 @@ fn expected_definitions(
     tx.batch_execute(&format!(
         "CREATE TEMP TABLE o2o_db_probe (LIKE {real}) ON COMMIT DROP"
     ))
-    .map_err(|e| {
-        anyhow!(
-            "cannot create a temporary table to compare index definitions: {}",
-            describe_pg_error(&e)
-        )
-    })?;
+    .pg_context("cannot create a temporary table to compare index definitions")?;
     let mut defs = Vec::with_capacity(set.indexes.len());
     for (i, spec) in set.indexes.iter().enumerate() {
         let probe_name = format!("o2o_db_probe_{i}");

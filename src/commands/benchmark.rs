@@ -12,13 +12,14 @@ mod runner;
 mod stats;
 
 use crate::config::{Config, HumanDuration, PoolSettings};
-use crate::db::{self, describe_pg_error, CheckoutStats, Pool, Warm};
+use crate::db::PgContext;
+use crate::db::{self, CheckoutStats, Pool, Warm};
 use crate::params::{self, ParamPool};
 use crate::report::{self, Outcome, Report};
 use crate::seed_data::Rng;
 use crate::sqlfiles::{QuerySpec, QuerySuite};
 use crate::stop::Stop;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use history::{History, PastRun};
 use runner::{Job, Measured, Plan, RunSettings, Scans};
 use serde::Serialize;
@@ -523,7 +524,7 @@ fn baseline_note(past: &PastRun, settings: &RunSettings, fixed_params: bool) -> 
 fn scalar_text(client: &mut postgres::Client, sql: &str) -> Result<String> {
     let rows = client
         .simple_query(sql)
-        .map_err(|e| anyhow!("{sql}: {}", describe_pg_error(&e)))?;
+        .pg_context(sql)?;
     Ok(rows
         .iter()
         .find_map(|m| match m {
@@ -537,14 +538,14 @@ fn scalar_text(client: &mut postgres::Client, sql: &str) -> Result<String> {
 fn count_orders(client: &mut postgres::Client) -> Result<Option<i64>> {
     let exists: bool = client
         .query_one("SELECT to_regclass('orders') IS NOT NULL", &[])
-        .map_err(|e| anyhow!("looking for the orders table: {}", describe_pg_error(&e)))?
+        .pg_context("looking for the orders table")?
         .get(0);
     if !exists {
         return Ok(None);
     }
     let n: i64 = client
         .query_one("SELECT count(*) FROM orders", &[])
-        .map_err(|e| anyhow!("counting orders: {}", describe_pg_error(&e)))?
+        .pg_context("counting orders")?
         .get(0);
     Ok(Some(n))
 }

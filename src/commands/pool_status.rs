@@ -7,15 +7,14 @@
 // exhaustion ("QueuePool limit exceeded") and session leaks; the leaks
 // themselves (sessions idle in transaction) are listed by pid.
 //
-// figures.rs is the library function, load.rs --load, watch.rs --watch,
-// render.rs the table.
+// The figures come from the library (crate::db::status); load.rs is
+// --load, watch.rs --watch, render.rs the table.
 
-mod figures;
 mod load;
 mod render;
 mod watch;
 
-pub use figures::{
+pub use crate::db::status::{
     percent, pool_status, pool_status_with, server_figures, ApplicationGroup, IdleSession,
     OwnBackend, PoolFigures, PoolStatus, ServerFigures, StatusOptions,
 };

@@ -4,6 +4,7 @@
 // flat at any row count and the server, not the client, sets the pace.
 
 use crate::config::Config;
+use crate::db::PgContext;
 use crate::db::{self, describe_pg_error};
 use crate::ident::quote_ident;
 use crate::report::{self, Outcome, Report};
@@ -102,7 +103,7 @@ pub fn run(config: &Config, args: &SeedArgs) -> Result<SeedReport> {
     if args.create_schema {
         client
             .batch_execute(SCHEMA_SQL)
-            .map_err(|e| anyhow!("creating the orders table: {}", describe_pg_error(&e)))?;
+            .pg_context("creating the orders table")?;
     }
     load(&mut client, config, args)
 }
@@ -137,7 +138,7 @@ pub fn load(client: &mut Client, config: &Config, args: &SeedArgs) -> Result<See
              category_l1, category_l2, scene, time_period, quantity, unit_price, amount, cost, profit) \
              FROM STDIN (FORMAT binary)",
         )
-        .map_err(|e| anyhow!("starting COPY into orders: {}", describe_pg_error(&e)))?;
+        .pg_context("starting COPY into orders")?;
     let types = [
         Type::INT8,
         Type::TEXT,
@@ -180,21 +181,18 @@ pub fn load(client: &mut Client, config: &Config, args: &SeedArgs) -> Result<See
                 &Cents(o.cost),
                 &Cents(o.profit),
             ])
-            .map_err(|e| anyhow!("COPY into orders failed: {}", describe_pg_error(&e)))?;
+            .pg_context("COPY into orders failed")?;
         if id % 8192 == 0 {
             bar.set_position(id as u64);
         }
     }
-    writer
-        .finish()
-        .map_err(|e| anyhow!("COPY into orders failed: {}", describe_pg_error(&e)))?;
+    writer.finish().pg_context("COPY into orders failed")?;
     // Explicit ids skip the identity sequence: move it past them for later inserts.
     tx.execute(
         "SELECT setval(pg_get_serial_sequence('orders', 'order_id'), greatest((SELECT max(order_id) FROM orders), 1))",
         &[],
     )?;
-    tx.commit()
-        .map_err(|e| anyhow!("committing the loaded orders: {}", describe_pg_error(&e)))?;
+    tx.commit().pg_context("committing the loaded orders")?;
     bar.finish_and_clear();
     if !args.no_analyze {
         client.batch_execute("VACUUM (ANALYZE) orders")?;
@@ -233,7 +231,7 @@ fn create_database_if_missing(config: &Config) -> Result<()> {
     if !exists {
         client
             .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
-            .map_err(|e| anyhow!("creating database {name}: {}", describe_pg_error(&e)))
+            .with_pg_context(|| format!("creating database {name}"))
             .context("create it yourself (createdb) or connect as a user allowed to")?;
         report::notice(&format!("created database {name}"));
     }

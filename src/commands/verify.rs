@@ -15,7 +15,7 @@ mod server;
 mod statistics;
 
 use crate::config::Config;
-use crate::read_only;
+use crate::db::read_only;
 use crate::report::{self, Outcome, Report};
 use anyhow::{bail, Result};
 use context::Ctx;

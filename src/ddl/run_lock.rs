@@ -7,9 +7,9 @@
 // tool and the table, so runs on other tables (or databases) do not collide.
 
 use crate::catalog::activity::Backend;
-use crate::db::describe_pg_error;
+use crate::db::PgContext;
 use crate::stop::Stop;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use postgres::Client;
 use std::time::Duration;
 
@@ -102,7 +102,7 @@ pub fn acquire(
     loop {
         let got: bool = client
             .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
-            .map_err(|e| anyhow!("cannot take the run lock: {}", describe_pg_error(&e)))?
+            .pg_context("cannot take the run lock")?
             .get(0);
         if got {
             return Ok(Acquired::Yes);

@@ -7,8 +7,9 @@
 
 use super::settings::SessionSettings;
 use crate::config::Config;
-use crate::db::{self, describe_pg_error};
-use anyhow::{anyhow, Result};
+use crate::db::PgContext;
+use crate::db::{self};
+use anyhow::Result;
 use postgres::Client;
 
 /// An open session and its server process id.
@@ -30,11 +31,11 @@ pub fn open(config: &Config, settings: &SessionSettings) -> Result<Session> {
                 &pg_ms(settings.statement_timeout),
             ],
         )
-        .map_err(|e| anyhow!("cannot set up a session: {}", describe_pg_error(&e)))?;
+        .pg_context("cannot set up a session")?;
     for (name, value) in &settings.server_settings {
         client
             .execute("SELECT set_config($1, $2, false)", &[name, value])
-            .map_err(|e| anyhow!("cannot set {name} to {value}: {}", describe_pg_error(&e)))?;
+            .with_pg_context(|| format!("cannot set {name} to {value}"))?;
     }
     Ok(Session {
         pid: row.get(2),

@@ -9,9 +9,10 @@
 
 use super::stats::Recorder;
 use crate::conninfo::ConnInfo;
+use crate::db::read_only;
+use crate::db::PgContext;
 use crate::db::{self, describe_pg_error, Pool, PooledConnection};
 use crate::params::{as_sql_params, ParamPool, ParamRow};
-use crate::read_only;
 use crate::report;
 use crate::seed_data::Rng;
 use crate::stop::Stop;
@@ -85,7 +86,7 @@ pub struct Measured {
 // --------------------------------------------------------------- executing
 
 /// Runs a prepared statement once, in a READ ONLY transaction (see
-/// crate::read_only), and returns its latency and how many rows it produced.
+/// crate::db::read_only), and returns its latency and how many rows it produced.
 /// Only the execution is timed, not the transaction around it. `execute`
 /// drains the result in one call and takes the count from the server's
 /// "SELECT n" tag: no row is decoded or even built, unlike `query`, whose
@@ -107,18 +108,13 @@ fn prepare_all(client: &mut Client, jobs: &[Job], scans: Scans) -> Result<Vec<St
     if scans == Scans::SeqOnly {
         client
             .batch_execute(SEQ_SCAN_ONLY)
-            .map_err(|e| anyhow!("disabling index scans: {}", describe_pg_error(&e)))?;
+            .pg_context("disabling index scans")?;
     }
     jobs.iter()
         .map(|job| {
-            client.prepare(&job.sql).map_err(|e| {
-                anyhow!(
-                    "query {} ({}): {}",
-                    job.name,
-                    job.origin,
-                    describe_pg_error(&e)
-                )
-            })
+            client
+                .prepare(&job.sql)
+                .with_pg_context(|| format!("query {} ({})", job.name, job.origin))
         })
         .collect()
 }

@@ -7,8 +7,8 @@
 // checkout gives up after the configured [pool] timeout, so a pool too small
 // for the load shows up as counted timeouts, never as a crash.
 
-use super::figures::PoolFigures;
 use crate::config::{Config, PoolSettings};
+use crate::db::status::PoolFigures;
 use crate::db::{self, describe_pg_error, Pool, Warm};
 use crate::stop::Stop;
 use anyhow::{anyhow, bail, Context, Result};

@@ -1,8 +1,8 @@
 // The pool-status table: pool, load, server, leaks, then the verdict line
 // last, where a DBA's eye (and `tail -1` in cron) lands.
 
-use super::figures::query_start;
 use super::{LoadReport, PoolStatusReport};
+use crate::db::status::query_start;
 use crate::report::{self, ms};
 use anyhow::Result;
 use comfy_table::CellAlignment;

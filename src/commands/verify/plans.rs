@@ -6,8 +6,9 @@
 use super::context::Ctx;
 use super::{median, Verdict};
 use crate::db::describe_pg_error;
+use crate::db::read_only;
+use crate::db::PgContext;
 use crate::params::{as_sql_params, literals, RawValue};
-use crate::read_only;
 use crate::seed_data::Rng;
 use crate::sqlfiles::QuerySpec;
 use anyhow::{anyhow, Result};
@@ -81,7 +82,7 @@ pub fn planner(ctx: &mut Ctx) -> Result<Verdict> {
         let row = read_only::run(client, |tx| {
             tx.query_one(explain.as_str(), &as_sql_params(&params))
         })
-        .map_err(|e| anyhow!("EXPLAIN of query {}: {}", q.name, describe_pg_error(&e)))?;
+        .with_pg_context(|| format!("EXPLAIN of query {}", q.name))?;
         let raw: RawValue = row.get(0);
         let doc: Value = serde_json::from_slice(raw.bytes.as_deref().unwrap_or(b"null"))?;
         let acc = access(&doc, &table.name);

@@ -1,0 +1,18 @@
+//! Everything that talks to the server: the pool (pool), single connections
+//! with TLS and the connect-timeout bound (connect), errors said the server's
+//! way (error), the scoped sessions services use (session), READ ONLY
+//! execution of suite queries (read_only) and the library's pool status
+//! (status).
+
+pub mod connect;
+pub mod error;
+pub mod pool;
+pub mod read_only;
+pub mod session;
+pub mod status;
+
+pub use connect::{connect, tls_connector};
+pub use error::{describe_pg_error, PgContext};
+pub use pool::{CheckoutStats, Manager, Pool, PoolCounters, PooledConnection, Warm};
+pub use session::{with_readonly_session, with_session};
+pub use status::{pool_status, pool_status_with, PoolStatus};
