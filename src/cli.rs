@@ -105,3 +105,61 @@ pub enum Command {
     /// Example: o2o-db man | man -l -
     Man,
 }
+
+/// An Args struct with every field at its clap default, so each default is
+/// stated once, in its `#[arg(...)]`; library callers and tests use
+/// `..Args::default()`.
+pub fn clap_defaults<T: clap::Args + clap::FromArgMatches>() -> T {
+    let command = T::augment_args(clap::Command::new("defaults").no_binary_name(true));
+    let parsed = command
+        .try_get_matches_from(std::iter::empty::<&str>())
+        .and_then(|m| T::from_arg_matches(&m));
+    match parsed {
+        Ok(args) => args,
+        // Only a programming error gets here (a required argument without a
+        // default); no user input reaches it.
+        Err(e) => panic!("internal: an Args struct has no complete defaults: {e}"),
+    }
+}
+
+/// `impl Default` for an Args struct, from its clap defaults.
+macro_rules! clap_default {
+    ($args:ty) => {
+        impl Default for $args {
+            fn default() -> Self {
+                $crate::cli::clap_defaults()
+            }
+        }
+    };
+}
+pub(crate) use clap_default;
+
+#[cfg(test)]
+mod tests {
+    use crate::commands::{
+        benchmark, create_indexes, demo, drop_indexes, pool_status, seed, verify,
+    };
+
+    #[test]
+    fn every_args_default_is_its_clap_default() {
+        // A derived Default would give 0 here, not the documented 1.
+        assert_eq!(create_indexes::CreateIndexesArgs::default().jobs, 1);
+        assert_eq!(benchmark::BenchmarkArgs::default().clients, 1);
+        let seed = seed::SeedArgs::default();
+        assert_eq!(
+            (seed.orders, seed.stores, seed.seed),
+            (
+                crate::seed_data::DEFAULT_ORDERS,
+                crate::seed_data::DEFAULT_STORES,
+                42
+            )
+        );
+        assert_eq!(
+            demo::DemoArgs::default().orders,
+            crate::seed_data::DEFAULT_ORDERS
+        );
+        assert!(drop_indexes::DropIndexesArgs::default().names.is_empty());
+        assert!(verify::VerifyArgs::default().only.is_empty());
+        assert!(pool_status::PoolStatusArgs::default().load.is_none());
+    }
+}

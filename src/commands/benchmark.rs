@@ -89,25 +89,7 @@ pub struct BenchmarkArgs {
     pub slower_percent: Option<f64>,
 }
 
-impl Default for BenchmarkArgs {
-    fn default() -> Self {
-        BenchmarkArgs {
-            queries: None,
-            only: Vec::new(),
-            warmup: None,
-            iterations: None,
-            duration: None,
-            clients: 1,
-            seed: None,
-            fixed_params: false,
-            compare_seqscan: false,
-            max_p95_ms: None,
-            history: None,
-            baseline: None,
-            slower_percent: None,
-        }
-    }
-}
+crate::cli::clap_default!(BenchmarkArgs);
 
 /// The run as `--format json` prints it and `--history` records it.
 /// Latencies are in ms; a figure is null when every run of the query failed.
@@ -522,9 +504,7 @@ fn baseline_note(past: &PastRun, settings: &RunSettings, fixed_params: bool) -> 
 }
 
 fn scalar_text(client: &mut postgres::Client, sql: &str) -> Result<String> {
-    let rows = client
-        .simple_query(sql)
-        .pg_context(sql)?;
+    let rows = client.simple_query(sql).pg_context(sql)?;
     Ok(rows
         .iter()
         .find_map(|m| match m {

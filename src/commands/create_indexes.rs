@@ -26,7 +26,7 @@ use crate::stop::Stop;
 use anyhow::{bail, Result};
 use std::collections::{HashMap, HashSet};
 
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct CreateIndexesArgs {
     #[command(flatten)]
     pub session: SessionArgs,
@@ -61,6 +61,8 @@ pub struct CreateIndexesArgs {
     #[arg(long, value_name = "SIZE")]
     pub maintenance_work_mem: Option<String>,
 }
+
+crate::cli::clap_default!(CreateIndexesArgs);
 
 /// Runs with the process's stop (signals, see crate::stop).
 pub fn run(config: &Config, args: &CreateIndexesArgs) -> Result<CreateIndexesReport> {

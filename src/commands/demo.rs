@@ -28,15 +28,7 @@ pub struct DemoArgs {
     pub keep: bool,
 }
 
-impl Default for DemoArgs {
-    fn default() -> Self {
-        DemoArgs {
-            orders: crate::seed_data::DEFAULT_ORDERS,
-            stores: crate::seed_data::DEFAULT_STORES,
-            keep: false,
-        }
-    }
-}
+crate::cli::clap_default!(DemoArgs);
 
 /// The demo's database on the throwaway server.
 pub const DEMO_DATABASE: &str = "o2o_dashboard";

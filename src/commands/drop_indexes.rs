@@ -18,7 +18,7 @@ use anyhow::Result;
 use serde::Serialize;
 use std::io::Write;
 
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct DropIndexesArgs {
     /// Managed indexes to drop [default: all of them]
     #[arg(value_name = "NAME")]
@@ -27,6 +27,8 @@ pub struct DropIndexesArgs {
     #[command(flatten)]
     pub session: SessionArgs,
 }
+
+crate::cli::clap_default!(DropIndexesArgs);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -29,7 +29,7 @@ use serde::Serialize;
 use std::io::Write;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct PoolStatusArgs {
     /// Application whose connections count against the pool: usage = its
     /// connections on the server / the configured max_size [default: the configured application_name]
@@ -66,6 +66,8 @@ pub struct PoolStatusArgs {
     #[arg(long, value_name = "DURATION", requires = "load")]
     pub hold: Option<HumanDuration>,
 }
+
+crate::cli::clap_default!(PoolStatusArgs);
 
 fn parse_percent(s: &str) -> Result<f64, String> {
     match s.trim().trim_end_matches('%').parse::<f64>() {

@@ -48,18 +48,7 @@ pub struct SeedArgs {
     pub no_analyze: bool,
 }
 
-impl Default for SeedArgs {
-    fn default() -> Self {
-        SeedArgs {
-            orders: seed_data::DEFAULT_ORDERS,
-            stores: seed_data::DEFAULT_STORES,
-            seed: 42,
-            create_schema: false,
-            truncate: false,
-            no_analyze: false,
-        }
-    }
-}
+crate::cli::clap_default!(SeedArgs);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SeedReport {

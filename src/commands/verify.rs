@@ -39,7 +39,7 @@ pub const CHECK_NAMES: [&str; 11] = [
     "sessions",
 ];
 
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 #[command(after_long_help = "\
 Checks (each PASS, WARN or FAIL, with the fix when something is wrong):
   config        [pool] settings meet the [verify] targets
@@ -84,6 +84,8 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub queries: Option<PathBuf>,
 }
+
+crate::cli::clap_default!(VerifyArgs);
 
 fn parse_max_ms(s: &str) -> Result<f64, String> {
     s.trim()

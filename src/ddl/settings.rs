@@ -17,7 +17,7 @@ pub const PLAIN_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CONCURRENT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Options shared by create-indexes and drop-indexes.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct SessionArgs {
     /// Index file to use instead of the built-in V8.5 set [config: [indexes] file]
     #[arg(long, value_name = "FILE")]
@@ -45,6 +45,8 @@ pub struct SessionArgs {
     #[arg(long)]
     pub dry_run: bool,
 }
+
+crate::cli::clap_default!(SessionArgs);
 
 impl SessionArgs {
     /// The index file: the flag, else the config's, else None (the built-in set).
