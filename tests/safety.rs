@@ -246,3 +246,163 @@ fn replace_drifted_keeps_the_old_index_until_the_new_one_is_valid() {
         0
     );
 }
+
+/// A URL for `db` as another role (the sandbox trusts local connections).
+fn url_as(db: &TestDb, role: &str) -> String {
+    db.url().replacen("postgres@", &format!("{role}@"), 1)
+}
+
+/// verify and --dry-run compare definitions without writing: they work where
+/// nothing may be written (default_transaction_read_only, no TEMPORARY).
+#[test]
+fn verify_and_dry_run_work_where_nothing_may_be_written() {
+    let db = TestDb::seeded("read_only_role", ORDERS);
+    let out = db.cmd().arg("create-indexes").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let role = format!("reader_{}", std::process::id());
+    db.client()
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN; GRANT SELECT ON orders TO {role}; \
+             REVOKE TEMPORARY ON DATABASE \"{db}\" FROM PUBLIC; \
+             ALTER ROLE {role} SET default_transaction_read_only = on",
+            db = db.name
+        ))
+        .unwrap();
+    let reader = url_as(&db, &role);
+    let out = support::bare_cmd()
+        .args([
+            "--database-url",
+            &reader,
+            "verify",
+            "--only",
+            "schema,indexes",
+        ])
+        .output()
+        .unwrap();
+    let text = support::stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        support::stderr(&out)
+    );
+    assert!(
+        text.contains("all 11 managed indexes present, valid and as defined"),
+        "{text}"
+    );
+
+    // The superuser's database turned read-only: the plan is still computed.
+    db.client()
+        .batch_execute(&format!(
+            "DROP INDEX idx_orders_scene; ALTER DATABASE \"{}\" SET default_transaction_read_only = on",
+            db.name
+        ))
+        .unwrap();
+    let out = db
+        .cmd()
+        .args(["create-indexes", "--dry-run"])
+        .output()
+        .unwrap();
+    let text = support::stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        support::stderr(&out)
+    );
+    assert!(text.contains("would create"), "{text}");
+    assert!(text.contains("created 1 / skipped 10"), "{text}");
+    let mut admin = db.client();
+    admin
+        .batch_execute("SET default_transaction_read_only = off")
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" RESET default_transaction_read_only; \
+             DROP OWNED BY {role}; DROP ROLE {role}",
+            db.name
+        ))
+        .unwrap();
+}
+
+/// An identical index under another name is not built twice, and verify says
+/// which index serves the managed name.
+#[test]
+fn an_identical_index_under_another_name_is_recognised() {
+    let db = TestDb::seeded("twin", ORDERS);
+    db.client()
+        .batch_execute(
+            "CREATE INDEX orders_scene_by_hand ON orders USING btree (\"scene\" ASC NULLS LAST)",
+        )
+        .unwrap();
+    let out = db
+        .cmd()
+        .args(["--format", "json", "create-indexes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let scene = v["indexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "idx_orders_scene")
+        .unwrap();
+    assert_eq!(scene["status"], "skipped", "{scene}");
+    assert!(
+        scene["error"]
+            .as_str()
+            .unwrap()
+            .contains("exists as orders_scene_by_hand"),
+        "{scene}"
+    );
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM pg_indexes WHERE tablename = 'orders' AND indexdef LIKE '%(scene)'"),
+        1,
+        "a duplicate of the hand-made index was built"
+    );
+    let out = db
+        .cmd()
+        .args(["verify", "--only", "indexes"])
+        .output()
+        .unwrap();
+    let text = support::stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "a WARN, not a FAIL: {text}");
+    assert!(text.contains("WARN"), "{text}");
+    assert!(
+        text.contains("idx_orders_scene: served by orders_scene_by_hand"),
+        "{text}"
+    );
+    assert!(
+        text.contains("RENAME TO \"idx_orders_scene\""),
+        "the fix renames it: {text}"
+    );
+}
+
+/// An INVALID index outside the managed set is reported with its fix.
+#[test]
+fn an_invalid_index_outside_the_managed_set_fails_verify() {
+    let db = TestDb::seeded("stray_invalid", ORDERS);
+    let out = db.cmd().arg("create-indexes").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    // A unique build over duplicates fails and leaves its INVALID entry behind.
+    let failed = db
+        .client()
+        .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY orders_stray ON orders (store_name)");
+    assert!(failed.is_err());
+    let out = db
+        .cmd()
+        .args(["verify", "--only", "indexes"])
+        .output()
+        .unwrap();
+    let text = support::stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("orders_stray: INVALID and not in the managed set"),
+        "{text}"
+    );
+    assert!(
+        text.contains("DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"orders_stray\""),
+        "{text}"
+    );
+}

@@ -1,17 +1,13 @@
-// What the server has for each managed index: missing, matching, INVALID or
-// drifted. Shared by create-indexes (what to do) and verify (what to report).
-//
-// Definitions are compared the way the server sees them, not as text: each
-// expected definition is built once on an empty temporary copy of the table
-// inside a transaction that is rolled back, and pg_get_indexdef of that copy
-// is compared with pg_get_indexdef of the live index. So `(date DESC)` and
-// `USING btree ("date" DESC NULLS FIRST)` match, and a changed INCLUDE,
-// predicate, method or column order does not.
+//! What the server has for each managed index: missing, matching, INVALID or
+//! drifted, judged by definition (catalog::shapes) without writing anything.
+//! Shared by create-indexes (what to do) and verify (what to report).
 
+use crate::catalog::shapes::{self, TableIndex};
 use crate::db::describe_pg_error;
 use crate::db::PgContext;
+use crate::sqlfiles::shape::parse_definition;
 use crate::sqlfiles::{IndexSet, IndexSpec};
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use postgres::Client;
 use serde::Serialize;
 
@@ -43,6 +39,9 @@ pub struct LiveIndex {
     pub building: bool,
     pub size_bytes: i64,
     pub oid: Option<u32>,
+    /// Missing under its own name, but an index of the table with exactly
+    /// this definition exists under this other name.
+    pub served_by: Option<String>,
 }
 
 /// The table the set is on, as the server resolves it: (schema, table).
@@ -65,61 +64,84 @@ pub fn resolve_table(client: &mut Client, set: &IndexSet) -> Result<(String, Str
     Ok((row.get(0), row.get(1)))
 }
 
-/// Inspects every index of `set` on the server.
+/// Inspects every index of `set` on the server: one catalog query for the
+/// table's indexes, one for the managed names, two EXPLAINs to deparse.
 pub fn inspect(client: &mut Client, set: &IndexSet) -> Result<Vec<LiveIndex>> {
     let (schema, table) = resolve_table(client, set)?;
-    let expected = expected_definitions(client, set, &schema, &table)?;
-    // One round trip for the whole set.
+    let real = format!(
+        "{}.{}",
+        crate::ident::quote_ident(&schema),
+        crate::ident::quote_ident(&table)
+    );
+    let on_table = shapes::table_indexes(client, &real)?;
+    let wanted = shapes::expected_shapes(client, &set.indexes, &real, &set.origin)?;
+    // A managed name may also be taken by an index of another table in the schema.
     let names: Vec<&str> = set.indexes.iter().map(|i| i.name.as_str()).collect();
-    let rows = client
+    let elsewhere = client
         .query(
-            "SELECT c.relname::text, c.oid, i.indisvalid, i.indisready, pg_get_indexdef(c.oid), pg_relation_size(c.oid), t.relname::text, \
-                    EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = c.oid) \
-             FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_class t ON t.oid = i.indrelid \
+            "SELECT c.relname::text, c.oid, pg_get_indexdef(c.oid), pg_relation_size(c.oid) \
+             FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relname = ANY($1) AND n.nspname = $2",
-            &[&names, &schema],
+             WHERE c.relname = ANY($1) AND n.nspname = $2 AND i.indrelid <> to_regclass($3)",
+            &[&names, &schema, &real],
         )
         .pg_context("cannot read the managed indexes from the catalog")?;
     let mut out = Vec::with_capacity(set.indexes.len());
-    for (spec, expected) in set.indexes.iter().zip(expected) {
-        let row = rows.iter().find(|r| r.get::<_, String>(0) == spec.name);
-        let live = match row {
-            None => LiveIndex {
-                name: spec.name.clone(),
-                state: State::Missing,
-                expected,
-                live: None,
-                valid: false,
-                ready: false,
-                building: false,
-                size_bytes: 0,
-                oid: None,
-            },
-            Some(row) => {
-                let valid: bool = row.get(2);
-                let ready: bool = row.get(3);
-                let live_def: String = row.get(4);
-                let on_table: String = row.get(6);
-                let same = on_table == table && normalize(&live_def) == normalize(&expected);
-                let state = if !valid || !ready {
-                    State::Invalid
-                } else if same {
-                    State::Matches
-                } else {
-                    State::Drifted
-                };
-                LiveIndex {
-                    name: spec.name.clone(),
-                    state,
-                    expected,
-                    live: Some(live_def),
-                    valid,
-                    ready,
-                    building: row.get(7),
-                    size_bytes: row.get(5),
-                    oid: Some(row.get(1)),
-                }
+    for (spec, shape) in set.indexes.iter().zip(wanted) {
+        let expected = expected_definition(spec, &real);
+        let missing = LiveIndex {
+            name: spec.name.clone(),
+            state: State::Missing,
+            expected,
+            live: None,
+            valid: false,
+            ready: false,
+            building: false,
+            size_bytes: 0,
+            oid: None,
+            served_by: None,
+        };
+        let live = if let Some(index) = on_table.iter().find(|i| i.name == spec.name) {
+            let state = if !index.valid || !index.ready {
+                State::Invalid
+            } else if index.shape == shape {
+                State::Matches
+            } else {
+                State::Drifted
+            };
+            LiveIndex {
+                state,
+                live: Some(index.definition.clone()),
+                valid: index.valid,
+                ready: index.ready,
+                building: index.building,
+                size_bytes: index.size_bytes,
+                oid: Some(index.oid),
+                ..missing
+            }
+        } else if let Some(row) = elsewhere
+            .iter()
+            .find(|r| r.get::<_, String>(0) == spec.name)
+        {
+            // Not ours: plan and verify tell it apart by its oid.
+            LiveIndex {
+                state: State::Drifted,
+                live: Some(row.get(2)),
+                valid: true,
+                ready: true,
+                size_bytes: row.get(3),
+                oid: Some(row.get(1)),
+                ..missing
+            }
+        } else {
+            let twin = on_table.iter().find(|i| {
+                i.valid && i.ready && i.shape == shape && !names.contains(&i.name.as_str())
+            });
+            LiveIndex {
+                served_by: twin.map(|t| t.name.clone()),
+                size_bytes: twin.map_or(0, |t| t.size_bytes),
+                live: twin.map(|t| t.definition.clone()),
+                ..missing
             }
         };
         out.push(live);
@@ -127,104 +149,29 @@ pub fn inspect(client: &mut Client, set: &IndexSet) -> Result<Vec<LiveIndex>> {
     Ok(out)
 }
 
-/// The server's own rendering of each spec, as it would be on the real table.
-fn expected_definitions(
-    client: &mut Client,
-    set: &IndexSet,
-    schema: &str,
-    table: &str,
-) -> Result<Vec<String>> {
+/// The table's indexes that are INVALID and not in the managed set: each
+/// costs every write and serves no read.
+pub fn unmanaged_invalid(client: &mut Client, set: &IndexSet) -> Result<Vec<TableIndex>> {
+    let (schema, table) = resolve_table(client, set)?;
     let real = format!(
         "{}.{}",
-        crate::ident::quote_ident(schema),
-        crate::ident::quote_ident(table)
+        crate::ident::quote_ident(&schema),
+        crate::ident::quote_ident(&table)
     );
-    // Any failure here (a cancel, a lost connection) says what was being done.
-    let probing = |e: postgres::Error| {
-        anyhow!(
-            "cannot compare index definitions on a temporary copy of {real}: {}",
-            describe_pg_error(&e)
-        )
-    };
-    let mut tx = client.transaction().map_err(probing)?;
-    tx.batch_execute(&format!(
-        "CREATE TEMP TABLE o2o_db_probe (LIKE {real}) ON COMMIT DROP"
-    ))
-    .pg_context("cannot create a temporary table to compare index definitions")?;
-    let mut defs = Vec::with_capacity(set.indexes.len());
-    for (i, spec) in set.indexes.iter().enumerate() {
-        let probe_name = format!("o2o_db_probe_{i}");
-        let probe = IndexSpec {
-            schema: None,
-            table: "o2o_db_probe".into(),
-            ..spec.clone()
-        };
-        tx.batch_execute("SAVEPOINT probe").map_err(probing)?;
-        if let Err(e) = tx.batch_execute(&probe.create_sql_named(&probe_name, false)) {
-            tx.batch_execute("ROLLBACK TO SAVEPOINT probe")
-                .map_err(probing)?;
-            bail!(
-                "{}:{}: index {} is not valid for table {real}: {}",
-                set.origin,
-                spec.line,
-                spec.name,
-                describe_pg_error(&e)
-            );
-        }
-        let def: String = tx
-            .query_one(
-                "SELECT pg_get_indexdef(c.oid) FROM pg_class c WHERE c.relname = $1 AND c.relnamespace = pg_my_temp_schema()",
-                &[&probe_name],
-            )
-            .map_err(probing)?
-            .get(0);
-        defs.push(rename(&def, &spec.name, &real));
-    }
-    tx.rollback().map_err(probing)?;
-    Ok(defs)
+    Ok(shapes::table_indexes(client, &real)?
+        .into_iter()
+        .filter(|i| !(i.valid && i.ready) && set.get(&i.name).is_none())
+        .collect())
 }
 
-/// Rewrites a probe's definition to name the real index and table.
-fn rename(def: &str, name: &str, real_table: &str) -> String {
-    // "CREATE [UNIQUE ]INDEX o2o_db_probe_N ON pg_temp_3.o2o_db_probe USING ..."
-    let (head, rest) = def.split_once(" ON ").unwrap_or((def, ""));
-    let unique = head.starts_with("CREATE UNIQUE");
-    let rest = rest.split_once(' ').map_or("", |(_, r)| r);
+/// What the file asks for, laid out as pg_get_indexdef would write it.
+fn expected_definition(spec: &IndexSpec, real_table: &str) -> String {
+    let rest = parse_definition(&spec.definition)
+        .map(|p| p.render())
+        .unwrap_or_else(|_| spec.definition.clone());
     format!(
         "CREATE {}INDEX {} ON {real_table} {rest}",
-        if unique { "UNIQUE " } else { "" },
-        crate::ident::quote_ident(name)
+        if spec.unique { "UNIQUE " } else { "" },
+        crate::ident::quote_ident(&spec.name)
     )
-}
-
-/// The part of a definition that matters: UNIQUE or not, and everything after the table.
-fn normalize(def: &str) -> String {
-    let unique = def.starts_with("CREATE UNIQUE");
-    let rest = def
-        .split_once(" ON ")
-        .map(|(_, r)| r)
-        .and_then(|r| r.split_once(' ').map(|(_, r)| r))
-        .unwrap_or(def);
-    format!("{unique}|{}", rest.trim())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn normalize_ignores_names_and_schemas() {
-        assert_eq!(
-            normalize("CREATE INDEX a ON public.orders USING btree (date DESC)"),
-            normalize("CREATE INDEX \"b\" ON \"public\".\"orders\" USING btree (date DESC)")
-        );
-        assert_ne!(
-            normalize("CREATE UNIQUE INDEX a ON public.orders USING btree (date)"),
-            normalize("CREATE INDEX a ON public.orders USING btree (date)")
-        );
-        assert_eq!(
-            rename("CREATE INDEX o2o_db_probe_0 ON pg_temp_3.o2o_db_probe USING btree (store_name, date)", "idx", "\"public\".\"orders\""),
-            "CREATE INDEX \"idx\" ON \"public\".\"orders\" USING btree (store_name, date)"
-        );
-    }
 }

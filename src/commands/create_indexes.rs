@@ -320,6 +320,14 @@ fn unbuilt_row(p: &Planned, table: &str) -> Option<IndexResult> {
     };
     match p.action {
         Action::Skip => Some(base(Status::Skipped)),
+        Action::Twin => Some(IndexResult {
+            error: Some(format!(
+                "exists as {}, with the same definition; nothing built (rename it to {} to make the name match)",
+                p.live.served_by.as_deref().unwrap_or("?"),
+                p.spec.name
+            )),
+            ..base(Status::Skipped)
+        }),
         Action::LeaveDrifted => Some(IndexResult {
             error: Some(drift_message(&p.live)),
             ..base(Status::Drifted)

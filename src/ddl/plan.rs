@@ -14,6 +14,9 @@ pub enum Action {
     Create,
     /// Present, valid, defined as expected.
     Skip,
+    /// Missing under its name, but an index of exactly its definition exists
+    /// under another name: a second copy would only cost writes.
+    Twin,
     /// INVALID (a failed concurrent build) and not being built: drop it, build again.
     Rebuild,
     /// Defined differently and --replace-drifted: build it as defined under a
@@ -51,6 +54,7 @@ pub fn decide(
             let foreign = live.oid.is_some_and(|oid| !on_table.contains(&oid));
             let action = match (&live.state, live.building) {
                 _ if foreign => Action::Foreign,
+                (State::Missing, _) if live.served_by.is_some() => Action::Twin,
                 (State::Missing, _) => Action::Create,
                 (State::Matches, _) => Action::Skip,
                 (State::Invalid, true) => Action::Busy,
@@ -108,6 +112,46 @@ pub fn replacement_name(name: &str) -> String {
     format!("{}{SUFFIX}", &name[..cut])
 }
 
+/// The steps that replace `spec`'s index with its file definition: build the
+/// new one under a temporary name, drop the old one once the new one is valid,
+/// rename the new one into place. A failed build or drop leaves the old index
+/// untouched and drops the replacement.
+pub fn replace_steps(spec: &IndexSpec, concurrently: bool) -> Vec<Step> {
+    let new = IndexSpec {
+        name: replacement_name(&spec.name),
+        ..spec.clone()
+    };
+    vec![
+        // What an earlier, interrupted replace may have left under the temporary name.
+        drop_step(&new),
+        build_step(&new, concurrently),
+        Step {
+            sql: spec.drop_sql(true),
+            cleanup: Some(Cleanup {
+                index: qualified_name(&new),
+                drop_sql: new.drop_sql(true),
+                replaces: Some(qualified_name(spec)),
+            }),
+        },
+        Step {
+            sql: format!(
+                "ALTER INDEX {} RENAME TO {}",
+                qualified_name(&new),
+                quote_ident(&spec.name)
+            ),
+            cleanup: None,
+        },
+    ]
+}
+
+/// The SQL of a concurrent replace, for a DBA to run by hand.
+pub fn replace_sql(spec: &IndexSpec) -> Vec<String> {
+    replace_steps(spec, true)
+        .into_iter()
+        .map(|s| s.sql)
+        .collect()
+}
+
 impl Planned {
     /// The statements that carry out the decision, in order. Drops are always
     /// concurrent: a plain DROP INDEX takes an ACCESS EXCLUSIVE lock on the table.
@@ -116,42 +160,11 @@ impl Planned {
             Action::Create => vec![build_step(&self.spec, concurrently)],
             // An INVALID index serves nothing: dropping it first loses nothing.
             Action::Rebuild => vec![drop_step(&self.spec), build_step(&self.spec, concurrently)],
-            Action::Replace => self.replace_steps(concurrently),
-            Action::Skip | Action::LeaveDrifted | Action::Busy | Action::Foreign => Vec::new(),
+            Action::Replace => replace_steps(&self.spec, concurrently),
+            Action::Skip | Action::Twin | Action::LeaveDrifted | Action::Busy | Action::Foreign => {
+                Vec::new()
+            }
         }
-    }
-
-    /// A drifted index is replaced without a moment with neither: the new one
-    /// is built first under a temporary name, and only once it is valid is the
-    /// old one dropped and the new one renamed into place. A failed build or
-    /// drop leaves the old index untouched and drops the replacement.
-    fn replace_steps(&self, concurrently: bool) -> Vec<Step> {
-        let new = IndexSpec {
-            name: replacement_name(&self.spec.name),
-            ..self.spec.clone()
-        };
-        let old = qualified_name(&self.spec);
-        vec![
-            // What an earlier, interrupted replace may have left under the temporary name.
-            drop_step(&new),
-            build_step(&new, concurrently),
-            Step {
-                sql: self.spec.drop_sql(true),
-                cleanup: Some(Cleanup {
-                    index: qualified_name(&new),
-                    drop_sql: new.drop_sql(true),
-                    replaces: Some(old),
-                }),
-            },
-            Step {
-                sql: format!(
-                    "ALTER INDEX {} RENAME TO {}",
-                    qualified_name(&new),
-                    quote_ident(&self.spec.name)
-                ),
-                cleanup: None,
-            },
-        ]
     }
 
     /// The work for a build session, if there is any.
@@ -181,6 +194,7 @@ mod tests {
             building,
             size_bytes: 0,
             oid: (state != State::Missing).then_some(7),
+            served_by: None,
         }
     }
 

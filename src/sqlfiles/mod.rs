@@ -5,6 +5,7 @@
 
 pub mod indexes;
 pub mod queries;
+pub mod shape;
 mod split;
 
 pub use indexes::{IndexSet, IndexSpec};

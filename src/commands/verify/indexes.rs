@@ -1,20 +1,20 @@
-// The table and its managed indexes: the table has what the index file needs
-// (schema), and every managed index is there, valid, ready and defined as the
-// file says (indexes), with the exact SQL that repairs it when not.
+//! The table and its managed indexes: the table has what the index file needs
+//! (schema), and every managed index is there, valid, ready and defined as the
+//! file says, and no other index of the table is INVALID (indexes), with the
+//! exact SQL that repairs it when not.
 
 use super::context::Ctx;
 use super::Verdict;
-use crate::catalog::indexes::{inspect, LiveIndex, State};
-use crate::db::describe_pg_error;
+use crate::catalog::indexes::{inspect, unmanaged_invalid, LiveIndex, State};
+use crate::catalog::shapes;
+use crate::ddl::plan::replace_sql;
+use crate::ident::quote_ident;
 use crate::sqlfiles::IndexSpec;
 use anyhow::Result;
 
-/// The empty copy of the table the schema check builds each index on.
-const PROBE_TABLE: &str = "o2o_db_schema_probe";
-
 /// schema: the managed table exists and takes every managed index (its
-/// columns, expressions and operator classes), tried on an empty temporary
-/// copy in a transaction that is rolled back.
+/// access method, columns and expressions), checked without writing anything
+/// (catalog::shapes), so it works for read-only roles and on standbys.
 pub fn schema(ctx: &mut Ctx) -> Result<Verdict> {
     let set = ctx.index_set()?.clone();
     let wanted = set.table().qualified_table();
@@ -41,7 +41,7 @@ pub fn schema(ctx: &mut Ctx) -> Result<Verdict> {
         ));
     }
     let table = ctx.table()?;
-    let problems = probe_definitions(ctx, &set.indexes, &table.qualified())?
+    let problems = shapes::refused(ctx.client()?, &set.indexes, &table.qualified())?
         .into_iter()
         .map(|(spec, error)| format!("{} ({}:{}): {error}", spec.name, set.origin, spec.line))
         .collect::<Vec<_>>();
@@ -70,71 +70,70 @@ pub fn schema(ctx: &mut Ctx) -> Result<Verdict> {
     ))
 }
 
-/// Builds each spec on an empty temporary copy of `real_table`; returns the
-/// specs the server refused, with its reason. Nothing is left behind.
-fn probe_definitions<'s>(
-    ctx: &mut Ctx,
-    specs: &'s [IndexSpec],
-    real_table: &str,
-) -> Result<Vec<(&'s IndexSpec, String)>> {
-    let mut tx = ctx.client()?.transaction()?;
-    tx.batch_execute(&format!(
-        "CREATE TEMP TABLE {PROBE_TABLE} (LIKE {real_table}) ON COMMIT DROP"
-    ))?;
-    let mut refused = Vec::new();
-    for spec in specs {
-        let probe = IndexSpec {
-            schema: None,
-            table: PROBE_TABLE.into(),
-            ..spec.clone()
-        };
-        // One round trip when the build works; the rollback is skipped when it fails.
-        let sql = format!(
-            "SAVEPOINT o2o_db_probe; {}; ROLLBACK TO SAVEPOINT o2o_db_probe",
-            probe.create_sql_named("o2o_db_schema_probe_index", false)
-        );
-        if let Err(e) = tx.batch_execute(&sql) {
-            tx.batch_execute("ROLLBACK TO SAVEPOINT o2o_db_probe")?;
-            refused.push((spec, describe_pg_error(&e)));
-        }
-    }
-    tx.rollback()?;
-    Ok(refused)
-}
-
 /// indexes: each managed index is present, valid, ready and defined as the
 /// file says (judged by the server's own rendering, see catalog::indexes).
 pub fn indexes(ctx: &mut Ctx) -> Result<Verdict> {
     let set = ctx.index_set()?.clone();
+    let table = ctx.table()?;
     let live = inspect(ctx.client()?, &set)?;
+    let strays = unmanaged_invalid(ctx.client()?, &set)?;
     let mut problems = Vec::new();
+    let mut notes = Vec::new();
     let mut fixes = Vec::new();
     for (index, spec) in live.iter().zip(&set.indexes) {
-        if let Some((problem, fix)) = diagnose(index, spec) {
+        if let (State::Missing, Some(twin)) = (&index.state, &index.served_by) {
+            notes.push(format!(
+                "{}: served by {twin}, an index of the same definition under another name",
+                index.name
+            ));
+            fixes.push(format!(
+                "ALTER INDEX {}.{} RENAME TO {};  -- so the managed name finds it",
+                quote_ident(&table.schema),
+                quote_ident(twin),
+                quote_ident(&index.name)
+            ));
+        } else if let Some((problem, fix)) = diagnose(index, spec) {
             problems.push(problem);
             fixes.extend(fix);
         }
     }
-    let matching = live.len() - problems.len();
-    if problems.is_empty() {
+    for stray in &strays {
+        problems.push(format!(
+            "{}: INVALID and not in the managed set: it costs every write and serves no read",
+            stray.name
+        ));
+        fixes.push(format!(
+            "DROP INDEX CONCURRENTLY IF EXISTS {}.{};  -- then rebuild it if it is wanted: {}",
+            quote_ident(&table.schema),
+            quote_ident(&stray.name),
+            stray.definition
+        ));
+    }
+    let matching = live.len() - problems.len().min(live.len()) - notes.len();
+    if problems.is_empty() && notes.is_empty() {
         return Ok(Verdict::pass(format!(
             "all {} managed indexes present, valid and as defined in {}",
             live.len(),
             set.origin
         )));
     }
+    let mut lines = problems.clone();
+    lines.extend(notes);
     let detail = format!(
         "{matching} of {} managed indexes as defined in {}; {} not:\n{}",
         live.len(),
         set.origin,
-        problems.len(),
-        problems.join("\n")
+        lines.len(),
+        lines.join("\n")
     );
     let fix = if fixes.is_empty() {
         "wait for the running builds to finish, then run verify again".to_string()
     } else {
         fixes.join("\n")
     };
+    if problems.is_empty() {
+        return Ok(Verdict::warn(detail, fix));
+    }
     Ok(Verdict::fail(detail, fix))
 }
 
@@ -168,6 +167,7 @@ fn diagnose(index: &LiveIndex, spec: &IndexSpec) -> Option<(String, Vec<String>)
             ),
             rebuild(),
         )),
+        // Built first, swapped in once valid: never a moment with neither.
         State::Drifted => Some((
             format!(
                 "{}: drifted:\n  server has: {}\n  file wants: {}",
@@ -175,7 +175,10 @@ fn diagnose(index: &LiveIndex, spec: &IndexSpec) -> Option<(String, Vec<String>)
                 index.live.as_deref().unwrap_or("?"),
                 index.expected
             ),
-            rebuild(),
+            replace_sql(spec)
+                .into_iter()
+                .map(|sql| format!("{sql};"))
+                .collect(),
         )),
     }
 }
