@@ -406,3 +406,91 @@ fn an_invalid_index_outside_the_managed_set_fails_verify() {
         "{text}"
     );
 }
+
+/// A login role with SELECT on orders and nothing else.
+fn reader_role(db: &TestDb, label: &str) -> String {
+    let role = format!("{label}_{}", std::process::id());
+    db.client()
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN; GRANT SELECT ON orders TO {role}"
+        ))
+        .unwrap();
+    role
+}
+
+fn drop_role(db: &TestDb, role: &str) {
+    db.client()
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .unwrap();
+}
+
+/// A role that may read but not build is told so before any plan is promised.
+#[test]
+fn missing_privileges_are_found_before_the_plan() {
+    let db = TestDb::seeded("privileges", ORDERS);
+    let role = reader_role(&db, "no_owner");
+    let url = url_as(&db, &role);
+    for args in [
+        vec!["create-indexes", "--dry-run"],
+        vec!["create-indexes"],
+        vec!["drop-indexes"],
+    ] {
+        let out = support::bare_cmd()
+            .args(["--database-url", &url])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = support::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("role {role} may not run"))
+                && err.contains("is owned by postgres")
+                && err.contains(&format!("GRANT \"postgres\" TO \"{role}\"")),
+            "{args:?}: {err}"
+        );
+        assert!(support::stdout(&out).is_empty(), "no plan was printed");
+    }
+    assert_eq!(managed_indexes(&db), 0);
+    drop_role(&db, &role);
+}
+
+/// A role without pg_read_all_stats sees only its own sessions: verify's
+/// sessions check warns instead of passing on what it could not see.
+#[test]
+fn a_restricted_view_of_sessions_is_a_warning_not_a_pass() {
+    let db = TestDb::seeded("restricted_view", ORDERS);
+    let role = reader_role(&db, "watcher");
+    let url = url_as(&db, &role);
+    let mut other = db.client();
+    other.batch_execute("BEGIN; SELECT 1").unwrap();
+    let verify = |url: &str| {
+        let out = support::bare_cmd()
+            .args(["--database-url", url, "verify", "--only", "sessions"])
+            .output()
+            .unwrap();
+        (out.status.code(), support::stdout(&out))
+    };
+    let (code, text) = verify(&url);
+    assert_eq!(code, Some(0), "a warning: {text}");
+    assert!(text.contains("WARN"), "{text}");
+    assert!(
+        text.contains(&format!("role {role} sees only its own sessions")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("GRANT pg_read_all_stats TO \"{role}\";")),
+        "{text}"
+    );
+    db.client()
+        .batch_execute(&format!("GRANT pg_read_all_stats TO {role}"))
+        .unwrap();
+    let (code, text) = verify(&url);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("PASS") && !text.contains("sees only"),
+        "{text}"
+    );
+    other.batch_execute("ROLLBACK").unwrap();
+    drop(other);
+    drop_role(&db, &role);
+}

@@ -107,6 +107,51 @@ pub fn stallers(client: &mut Client, table: &str) -> Result<Vec<Backend>> {
     Ok(rows.iter().map(|r| backend(r, 0)).collect())
 }
 
+/// A role that sees only its own sessions in pg_stat_activity (other roles'
+/// rows have no state, query or xmin), when it is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestrictedView {
+    pub role: String,
+    /// Sessions of other roles on this database it sees only as rows.
+    pub hidden_sessions: i64,
+}
+
+impl RestrictedView {
+    /// The warning: what could not be seen and the GRANT that fixes it.
+    pub fn warning(&self) -> String {
+        format!(
+            "role {} sees only its own sessions ({} sessions of other roles on this database hidden): \
+             what they hold could not be checked",
+            self.role, self.hidden_sessions
+        )
+    }
+
+    pub fn grant(&self) -> String {
+        format!(
+            "GRANT pg_read_all_stats TO {};",
+            crate::ident::quote_ident(&self.role)
+        )
+    }
+}
+
+/// Whether this role's view of pg_stat_activity is restricted: neither
+/// superuser nor a member of pg_read_all_stats.
+pub fn restricted_view(client: &mut Client) -> Result<Option<RestrictedView>> {
+    let row = client.query_one(
+        "SELECT current_user::text, \
+                (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \
+                  OR pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER'), \
+                (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = current_database() \
+                   AND a.usename IS DISTINCT FROM current_user AND a.backend_type = 'client backend')",
+        &[],
+    )?;
+    let sees_all: Option<bool> = row.get(1);
+    Ok((!sees_all.unwrap_or(false)).then(|| RestrictedView {
+        role: row.get(0),
+        hidden_sessions: row.get(2),
+    }))
+}
+
 /// "blocked by pid 1 (...): query; pid 2 (...): query".
 pub fn describe(backends: &[Backend]) -> String {
     backends

@@ -103,6 +103,7 @@ pub fn run_with(
     }
     let mut control = session::open(config, &settings)?;
     let (schema, table) = catalog::indexes::resolve_table(&mut control.client, &set)?;
+    crate::ddl::privileges::check(&mut control.client, &schema, &table, "create-indexes")?;
     let set = qualified(set, &schema);
     let table_name = format!("{schema}.{table}");
     let key = run_lock::key(&schema, &table);
@@ -147,6 +148,15 @@ pub fn run_with(
         sql.push(analyze_sql(&set));
     }
     if !tasks.is_empty() {
+        if let Some(view) = activity::restricted_view(&mut control.client)? {
+            let text = format!(
+                "{}: a concurrent build may wait for them unseen; {}",
+                view.warning(),
+                view.grant()
+            );
+            report::notice(&format!("o2o-db: {text}"));
+            notices.push(text);
+        }
         for b in activity::stallers(&mut control.client, &set.table().qualified_table())? {
             let text = format!("a build will wait for this session's transaction to end: {b}");
             report::notice(&format!("o2o-db: {text}"));

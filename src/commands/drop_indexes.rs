@@ -132,6 +132,7 @@ pub fn run_with(config: &Config, args: &DropIndexesArgs, stop: &Stop) -> Result<
     let settings = SessionSettings::resolve(config, &args.session, true, "drop-indexes");
     let mut control = session::open(config, &settings)?;
     let (schema, table) = catalog::indexes::resolve_table(&mut control.client, &set)?;
+    crate::ddl::privileges::check(&mut control.client, &schema, &table, "drop-indexes")?;
     let table_name = format!("{schema}.{table}");
     let key = run_lock::key(&schema, &table);
     if !args.session.dry_run {

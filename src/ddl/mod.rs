@@ -6,6 +6,7 @@
 
 pub mod executor;
 pub mod plan;
+pub mod privileges;
 pub mod progress;
 pub mod run_lock;
 pub mod session;

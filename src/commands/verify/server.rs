@@ -4,6 +4,7 @@
 
 use super::context::Ctx;
 use super::{median, Verdict};
+use crate::catalog::activity::restricted_view;
 use anyhow::Result;
 use std::time::{Duration, Instant};
 
@@ -92,6 +93,19 @@ pub fn sessions(ctx: &mut Ctx) -> Result<Verdict> {
     };
     let old: Vec<&Session> = sessions.iter().filter(|s| s.too_old(limit)).collect();
     let limit_text = age(limit);
+    // Never a PASS on what could not be seen.
+    if let (true, Some(view)) = (old.is_empty(), restricted_view(ctx.client()?)?) {
+        return Ok(Verdict::warn(
+            format!(
+                "{}; of its own, none idle in transaction or running longer than {limit_text}",
+                view.warning()
+            ),
+            format!(
+                "{}  -- so verify can see every session on the database",
+                view.grant()
+            ),
+        ));
+    }
     if old.is_empty() {
         return Ok(Verdict::pass(format!(
             "no session idle in transaction or running longer than {limit_text} ({} of other clients on this database){hidden_note}",
