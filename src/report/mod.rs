@@ -12,6 +12,9 @@ mod outcome;
 mod progress;
 mod units;
 
+#[cfg(test)]
+pub(crate) mod snapshot;
+
 pub use format::{check_format, emit, render, run_and_emit, table, Format, Report};
 pub use outcome::Outcome;
 pub use progress::{interactive, notice, progress_bar};
