@@ -316,3 +316,6 @@ mod tests {
         assert_eq!(csv_field("plain"), "plain");
     }
 }
+
+#[cfg(test)]
+mod snapshot_tests;
