@@ -151,13 +151,12 @@ pub fn table(r: &BenchmarkReport, w: &mut dyn Write) -> Result<()> {
             q.last_error.as_deref().unwrap_or("unknown")
         )?;
     }
-    for q in r.queries.iter().filter(|q| q.params.is_some()) {
-        writeln!(
-            w,
-            "{} parameters: {}",
-            q.name,
-            q.params.as_deref().unwrap_or_default().join(", ")
-        )?;
+    for q in r.queries.iter() {
+        match q.params.as_deref() {
+            None => {}
+            Some([]) => writeln!(w, "{} parameters: none", q.name)?,
+            Some(values) => writeln!(w, "{} parameters: {}", q.name, values.join(", "))?,
+        }
     }
     if let Some(p) = &m.pool {
         writeln!(
