@@ -52,6 +52,8 @@ fn another_tables_index_set_and_suite_work() {
             "--iterations",
             "5",
             "--compare-seqscan",
+            "--max-p95-ms",
+            &support::GENEROUS_MS.to_string(),
         ])
         .output()
         .unwrap();

@@ -107,6 +107,9 @@ impl Report for DropIndexesReport {
         for i in self.indexes.iter().filter(|i| i.error.is_some()) {
             writeln!(w, "{}: {}", i.name, i.error.as_deref().unwrap_or(""))?;
         }
+        if self.interrupted {
+            writeln!(w, "interrupted: the rows above show how far the run got")?;
+        }
         if self.dry_run {
             write_sql(w, "the SQL it would run", &self.sql)?;
         }
@@ -290,3 +293,6 @@ fn assemble(
         sql,
     }
 }
+
+#[cfg(test)]
+mod snapshot_tests;

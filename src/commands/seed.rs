@@ -300,3 +300,6 @@ impl ToSql for Cents {
     }
     to_sql_checked!();
 }
+
+#[cfg(test)]
+mod snapshot_tests;

@@ -11,18 +11,18 @@ mod indexes;
 mod plans;
 mod pool;
 mod redundancy;
+mod report;
 mod server;
 mod statistics;
 
 use crate::config::Config;
 use crate::db::read_only;
-use crate::report::{self, Outcome, Report};
 use anyhow::{bail, Result};
 use context::Ctx;
-use serde::Serialize;
-use std::io::Write;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+pub use report::{Check, Status, Summary, VerifyReport};
 
 /// Every check, in the order they are reported.
 pub const CHECK_NAMES: [&str; 11] = [
@@ -99,25 +99,6 @@ fn valid_max_ms(v: f64) -> bool {
     v.is_finite() && v > 0.0
 }
 
-/// How a check came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Pass,
-    Warn,
-    Fail,
-}
-
-impl Status {
-    fn label(self) -> &'static str {
-        match self {
-            Status::Pass => "PASS",
-            Status::Warn => "WARN",
-            Status::Fail => "FAIL",
-        }
-    }
-}
-
 /// What one check found, before the runner names it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
@@ -149,83 +130,6 @@ impl Verdict {
             detail: detail.into(),
             fix: Some(fix.into()),
         }
-    }
-}
-
-/// One line of the report.
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub name: String,
-    pub status: Status,
-    pub detail: String,
-    /// What to run or change; null when there is nothing to fix.
-    pub fix: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct Summary {
-    pub passed: usize,
-    pub warned: usize,
-    pub failed: usize,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct VerifyReport {
-    pub checks: Vec<Check>,
-    pub summary: Summary,
-    /// --strict: warnings make the run fail.
-    #[serde(skip)]
-    pub strict: bool,
-    #[serde(skip)]
-    pub elapsed: Duration,
-}
-
-impl VerifyReport {
-    /// The check of that name, if it ran.
-    pub fn check(&self, name: &str) -> Option<&Check> {
-        self.checks.iter().find(|c| c.name == name)
-    }
-}
-
-impl Report for VerifyReport {
-    fn render_table(&self, w: &mut dyn Write) -> Result<()> {
-        let mut t = report::table();
-        t.set_header(["check", "status", "detail"]);
-        for c in &self.checks {
-            t.add_row([c.name.as_str(), c.status.label(), c.detail.as_str()]);
-        }
-        writeln!(w, "{t}")?;
-        let fixes: Vec<&Check> = self.checks.iter().filter(|c| c.fix.is_some()).collect();
-        if !fixes.is_empty() {
-            writeln!(w, "fixes:")?;
-            for c in fixes {
-                writeln!(w, "  {}:", c.name)?;
-                for line in c.fix.as_deref().unwrap_or("").lines() {
-                    writeln!(w, "    {line}")?;
-                }
-            }
-        }
-        let s = &self.summary;
-        writeln!(
-            w,
-            "verify: {} passed, {} warned, {} failed ({} checks in {:.2} s){}",
-            s.passed,
-            s.warned,
-            s.failed,
-            self.checks.len(),
-            self.elapsed.as_secs_f64(),
-            if self.strict && s.warned > 0 {
-                "; --strict: warnings count as failures"
-            } else {
-                ""
-            }
-        )?;
-        Ok(())
-    }
-
-    fn outcome(&self) -> Outcome {
-        let s = &self.summary;
-        Outcome::from_findings(s.failed > 0 || (self.strict && s.warned > 0))
     }
 }
 
@@ -357,18 +261,7 @@ pub fn run(config: &Config, args: &VerifyArgs) -> Result<VerifyReport> {
             })
         })
         .collect();
-    let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
-    let summary = Summary {
-        passed: count(Status::Pass),
-        warned: count(Status::Warn),
-        failed: count(Status::Fail),
-    };
-    Ok(VerifyReport {
-        checks,
-        summary,
-        strict: args.strict,
-        elapsed: started.elapsed(),
-    })
+    Ok(VerifyReport::new(checks, args.strict, started.elapsed()))
 }
 
 /// Runs the shared-connection checks `pick` selects, in report order. A suite
@@ -453,26 +346,5 @@ mod tests {
     fn registry_matches_the_names() {
         let defs: Vec<&str> = CHECKS.iter().map(|d| d.name).collect();
         assert_eq!(defs, CHECK_NAMES.to_vec());
-    }
-
-    #[test]
-    fn strict_turns_warnings_into_findings() {
-        let mut r = VerifyReport {
-            checks: vec![],
-            summary: Summary {
-                passed: 3,
-                warned: 1,
-                failed: 0,
-            },
-            strict: false,
-            elapsed: Duration::ZERO,
-        };
-        assert_eq!(r.outcome(), Outcome::Clean);
-        r.strict = true;
-        assert_eq!(r.outcome(), Outcome::Findings);
-        r.summary.warned = 0;
-        assert_eq!(r.outcome(), Outcome::Clean);
-        r.summary.failed = 1;
-        assert_eq!(r.outcome(), Outcome::Findings);
     }
 }

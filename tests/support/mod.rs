@@ -197,3 +197,24 @@ pub fn stdout(out: &std::process::Output) -> String {
 pub fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// A latency limit (ms) no healthy test query reaches, even in a debug build on
+/// a busy machine: tests that assert a clean run pass it instead of relying on
+/// the 100 ms default, so they test the logic and not the machine's speed.
+pub const GENEROUS_MS: f64 = 60_000.0;
+
+/// A config file that sets `[alert] query_ms` to [`GENEROUS_MS`], for runs of
+/// the binary whose exit code depends on it (verify's speed check, benchmark's
+/// p95 limit).
+pub fn generous_config_file() -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new()
+        .suffix(".toml")
+        .tempfile()
+        .expect("config file");
+    std::io::Write::write_all(
+        &mut file,
+        format!("[alert]\nquery_ms = {GENEROUS_MS:.1}\n").as_bytes(),
+    )
+    .expect("write config file");
+    file
+}

@@ -202,3 +202,6 @@ pub fn write_sql(w: &mut dyn Write, title: &str, sql: &[String]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+pub(crate) mod snapshot_tests;

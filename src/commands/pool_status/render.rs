@@ -302,3 +302,6 @@ mod tests {
         assert_eq!(age(3.0 * 86_400.0 + 4.0 * 3600.0), "3d04h");
     }
 }
+
+#[cfg(test)]
+mod snapshot_tests;

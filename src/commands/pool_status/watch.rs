@@ -55,7 +55,7 @@ pub fn run(
 }
 
 /// One snapshot as bytes, written at once so a redraw does not flicker.
-fn frame(
+pub(super) fn frame(
     report: &PoolStatusReport,
     format: Format,
     redraw: bool,

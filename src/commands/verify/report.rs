@@ -1,0 +1,155 @@
+//! The verify report: one line per check with its verdict and fix, and the
+//! summary a pipeline gates on. Its table is a pure function of the report,
+//! snapshot-tested without a database in report/snapshot_tests.rs.
+
+use crate::report::{self, Outcome, Report};
+use anyhow::Result;
+use serde::Serialize;
+use std::io::Write;
+use std::time::Duration;
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub status: Status,
+    pub detail: String,
+    /// What to run or change; null when there is nothing to fix.
+    pub fix: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub passed: usize,
+    pub warned: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub checks: Vec<Check>,
+    pub summary: Summary,
+    /// --strict: warnings make the run fail.
+    #[serde(skip)]
+    pub strict: bool,
+    #[serde(skip)]
+    pub elapsed: Duration,
+}
+
+impl VerifyReport {
+    /// The report over `checks`, with the summary counted from them.
+    pub fn new(checks: Vec<Check>, strict: bool, elapsed: Duration) -> VerifyReport {
+        let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
+        let summary = Summary {
+            passed: count(Status::Pass),
+            warned: count(Status::Warn),
+            failed: count(Status::Fail),
+        };
+        VerifyReport {
+            checks,
+            summary,
+            strict,
+            elapsed,
+        }
+    }
+
+    /// The check of that name, if it ran.
+    pub fn check(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+}
+
+impl Report for VerifyReport {
+    fn render_table(&self, w: &mut dyn Write) -> Result<()> {
+        let mut t = report::table();
+        t.set_header(["check", "status", "detail"]);
+        for c in &self.checks {
+            t.add_row([c.name.as_str(), c.status.label(), c.detail.as_str()]);
+        }
+        writeln!(w, "{t}")?;
+        let fixes: Vec<&Check> = self.checks.iter().filter(|c| c.fix.is_some()).collect();
+        if !fixes.is_empty() {
+            writeln!(w, "fixes:")?;
+            for c in fixes {
+                writeln!(w, "  {}:", c.name)?;
+                for line in c.fix.as_deref().unwrap_or("").lines() {
+                    writeln!(w, "    {line}")?;
+                }
+            }
+        }
+        let s = &self.summary;
+        writeln!(
+            w,
+            "verify: {} passed, {} warned, {} failed ({} {} in {:.2} s){}",
+            s.passed,
+            s.warned,
+            s.failed,
+            self.checks.len(),
+            if self.checks.len() == 1 {
+                "check"
+            } else {
+                "checks"
+            },
+            self.elapsed.as_secs_f64(),
+            if self.strict && s.warned > 0 {
+                "; --strict: warnings count as failures"
+            } else {
+                ""
+            }
+        )?;
+        Ok(())
+    }
+
+    fn outcome(&self) -> Outcome {
+        let s = &self.summary;
+        Outcome::from_findings(s.failed > 0 || (self.strict && s.warned > 0))
+    }
+}
+
+#[cfg(test)]
+mod snapshot_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_turns_warnings_into_findings() {
+        let mut r = VerifyReport {
+            checks: vec![],
+            summary: Summary {
+                passed: 3,
+                warned: 1,
+                failed: 0,
+            },
+            strict: false,
+            elapsed: Duration::ZERO,
+        };
+        assert_eq!(r.outcome(), Outcome::Clean);
+        r.strict = true;
+        assert_eq!(r.outcome(), Outcome::Findings);
+        r.summary.warned = 0;
+        assert_eq!(r.outcome(), Outcome::Clean);
+        r.summary.failed = 1;
+        assert_eq!(r.outcome(), Outcome::Findings);
+    }
+}
