@@ -325,6 +325,16 @@ struct Blocked {
 }
 
 fn run_blocked(label: &str, blocker_sql: &str, retries: u32) -> Blocked {
+    run_blocked_for(label, blocker_sql, retries, None)
+}
+
+/// `run_blocked` with a statement timeout: what ends a wait for an old transaction.
+fn run_blocked_for(
+    label: &str,
+    blocker_sql: &str,
+    retries: u32,
+    statement_timeout: Option<Duration>,
+) -> Blocked {
     let db = TestDb::seeded(label, ORDERS);
     let file = two_index_file();
     let mut blocker = db.client();
@@ -334,7 +344,10 @@ fn run_blocked(label: &str, blocker_sql: &str, retries: u32) -> Blocked {
         .get(0);
     blocker.batch_execute(blocker_sql).unwrap();
     let args = CreateIndexesArgs {
-        session: short_locks(file.path(), retries),
+        session: SessionArgs {
+            statement_timeout: statement_timeout.map(HumanDuration),
+            ..short_locks(file.path(), retries)
+        },
         ..CreateIndexesArgs::default()
     };
     let report = create(&db, &args);
@@ -395,25 +408,85 @@ fn a_locked_table_fails_within_the_lock_timeout_naming_the_blocker() {
 #[test]
 fn a_build_stalled_by_an_old_snapshot_leaves_nothing_invalid() {
     // A snapshot older than the build: CREATE INDEX CONCURRENTLY creates the
-    // index, builds it, then waits for this transaction and times out.
+    // index, builds it, then waits for this transaction until the statement
+    // timeout (not the 1 s lock timeout) ends it.
     let Blocked {
         db,
         mut blocker,
         report: r,
         ..
-    } = run_blocked(
+    } = run_blocked_for(
         "ci_snapshot",
         "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1",
         0,
+        Some(Duration::from_secs(3)),
     );
     let error = r.indexes[0].error.as_deref().unwrap();
-    assert!(error.contains("lock timeout"), "{error}");
+    assert!(error.contains("statement timeout"), "{error}");
+    assert!(
+        r.indexes[0].duration_ms >= 2500.0,
+        "outlived the lock timeout: {:?}",
+        r.indexes[0]
+    );
     assert!(
         error.contains("its INVALID leftover was dropped"),
         "{error}"
     );
     assert_nothing_left(&db);
     blocker.batch_execute("COMMIT").unwrap();
+}
+
+/// The lock timeout bounds the wait for the table lock only: a finished build
+/// waiting for an old snapshot (which blocks no writer) is not thrown away,
+/// and the progress line names what it waits for.
+#[test]
+fn a_build_waiting_for_an_old_snapshot_outlives_the_lock_timeout() {
+    let db = TestDb::seeded("ci_old_snapshot_waits", ORDERS);
+    let file = two_index_file();
+    let mut holder = db.client();
+    let holder_pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    holder
+        .batch_execute(
+            "SET application_name = 'old-report'; BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1",
+        )
+        .unwrap();
+    let child = std_cmd(&db)
+        .args([
+            "--format",
+            "json",
+            "create-indexes",
+            "--lock-timeout",
+            "1s",
+            "--lock-retries",
+            "0",
+            "--indexes",
+        ])
+        .arg(file.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(
+        &db,
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_progress_create_index WHERE datname = current_database() AND phase = 'waiting for old snapshots')",
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    holder.batch_execute("COMMIT").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = support::stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let v = json(&out);
+    assert_eq!(v["summary"]["created"], 2, "{v}");
+    assert!(
+        err.contains(&format!(
+            "waiting for old snapshots: waiting for pid {holder_pid} (old-report"
+        )),
+        "the progress line names the holder: {err}"
+    );
+    assert_eq!(invalid_indexes(&db), 0);
 }
 
 #[test]
@@ -426,10 +499,11 @@ fn a_leftover_that_cannot_be_dropped_is_reported_and_rebuilt_next_run() {
         report: r,
         _file: _index_file_used_again,
         ..
-    } = run_blocked(
+    } = run_blocked_for(
         "ci_leftover",
         "BEGIN; UPDATE orders SET scene = scene WHERE order_id = 1",
         0,
+        Some(Duration::from_secs(3)),
     );
     let error = r.indexes[0].error.as_deref().unwrap();
     assert!(error.contains("could not be dropped either"), "{error}");

@@ -391,7 +391,7 @@ fn result_row(
         } else if let Some(blocked) = &outcome.stopped_by {
             (
                 Status::NotStarted,
-                format!("{blocked} could not get its lock, so the run stopped before this one; run again once the blocker is gone"),
+                format!("{blocked} could not get its lock (or waited past the statement timeout for an older transaction), so the run stopped before this one: it would wait for the same session; run again once that is gone"),
             )
         } else if let Some(e) = &outcome.session_error {
             (Status::Failed, e.clone())

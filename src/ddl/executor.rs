@@ -11,13 +11,13 @@
 
 use super::session::{self, Session};
 use super::settings::SessionSettings;
-use crate::catalog::activity::{self, Backend};
+use super::watch::Watch;
 use crate::config::Config;
 use crate::db::{self, describe_pg_error};
 use crate::stop::Stop;
 use postgres::error::SqlState;
 use postgres::{CancelToken, Client};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Mutex;
@@ -61,9 +61,20 @@ pub struct Task {
 pub enum Failure {
     /// A lock timeout (or deadlock) after every retry.
     Lock,
+    /// The statement timeout, typically while waiting for an old transaction:
+    /// not retried, and, like a lock failure, it stops the run (the next build
+    /// would wait for the same transaction).
+    Timeout,
     /// Ctrl-C.
     Cancelled,
     Other,
+}
+
+impl Failure {
+    /// Whether no further task should start after this one.
+    pub fn stops_the_run(self) -> bool {
+        matches!(self, Failure::Lock | Failure::Timeout)
+    }
 }
 
 /// A failed task: the server's message, who blocked it, and what was (not) cleaned up.
@@ -125,7 +136,7 @@ pub struct Executor<'a> {
     pub stop: &'a Stop,
 }
 
-enum Event {
+pub(super) enum Event {
     Ready {
         pid: i32,
         token: CancelToken,
@@ -150,12 +161,15 @@ enum Event {
 }
 
 /// State the workers share.
-struct Shared<'a> {
+pub(super) struct Shared<'a> {
     queue: Mutex<VecDeque<Task>>,
     /// No new task may start (Ctrl-C or a lock failure).
-    stop: AtomicBool,
+    pub(super) stop: AtomicBool,
     run_stop: &'a Stop,
     settings: &'a SessionSettings,
+    /// Sessions whose statement the watcher cancelled because it waited for
+    /// its table lock longer than the lock timeout.
+    pub(super) lock_timed_out: Mutex<HashSet<i32>>,
 }
 
 impl Shared<'_> {
@@ -168,6 +182,14 @@ impl Shared<'_> {
 
     fn interrupted(&self) -> bool {
         self.run_stop.requested()
+    }
+
+    /// Whether the watcher cancelled `pid`'s statement for its lock wait (and forgets it).
+    fn took_lock_timeout(&self, pid: i32) -> bool {
+        self.lock_timed_out
+            .lock()
+            .map(|mut set| set.remove(&pid))
+            .unwrap_or(false)
     }
 }
 
@@ -189,14 +211,9 @@ impl Executor<'_> {
             stop: AtomicBool::new(false),
             run_stop: self.stop,
             settings: self.settings,
+            lock_timed_out: Mutex::new(HashSet::new()),
         };
-        let mut watch = Watch {
-            outcome: RunOutcome::default(),
-            tokens: Vec::new(),
-            running: HashMap::new(),
-            blockers: HashMap::new(),
-            cancelled: false,
-        };
+        let mut watch = Watch::default();
         std::thread::scope(|scope| {
             let (tx, rx) = mpsc::channel();
             for _ in 0..workers {
@@ -213,16 +230,16 @@ impl Executor<'_> {
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
-                if self.stop.requested() && !watch.cancelled {
+                if self.stop.requested() && !watch.cancelled() {
                     watch.cancel_all(self.config, &shared);
                 }
                 if last_poll.elapsed() >= TICK {
-                    watch.poll(control, &names, observer);
+                    watch.poll(control, &names, observer, self, &shared);
                     last_poll = Instant::now();
                 }
             }
         });
-        let mut outcome = watch.outcome;
+        let mut outcome = watch.into_outcome();
         if let Ok(queue) = shared.queue.lock() {
             outcome.not_started = queue.iter().map(|t| t.id).collect();
         }
@@ -231,152 +248,7 @@ impl Executor<'_> {
     }
 }
 
-/// The watching thread's state.
-struct Watch {
-    outcome: RunOutcome,
-    tokens: Vec<CancelToken>,
-    /// pid -> task id, for the tasks running now.
-    running: HashMap<i32, usize>,
-    /// pid -> the sessions last seen blocking it during its current statement.
-    blockers: HashMap<i32, Vec<Backend>>,
-    cancelled: bool,
-}
-
-impl Watch {
-    fn on_event(
-        &mut self,
-        event: Event,
-        names: &HashMap<usize, String>,
-        control: &mut Client,
-        exec: &Executor<'_>,
-        observer: &mut dyn Observer,
-    ) {
-        let name = |id: &usize| names.get(id).map_or("?", String::as_str);
-        match event {
-            Event::Ready { pid, token } => {
-                if self.cancelled {
-                    let _ = cancel(exec.config, &token);
-                }
-                self.tokens.push(token);
-                self.blockers.remove(&pid);
-            }
-            Event::NoSession(error) => {
-                self.outcome.session_error.get_or_insert(error);
-            }
-            Event::Started { id, pid } => {
-                self.running.insert(pid, id);
-                self.blockers.remove(&pid);
-                observer.started(name(&id));
-            }
-            Event::Retrying {
-                id,
-                pid,
-                attempt,
-                pause,
-                mut error,
-            } => {
-                error.blockers = self.blockers_of(pid, control, exec);
-                let why = error.to_string();
-                observer.retrying(name(&id), attempt, exec.settings.lock_retries, pause, &why);
-            }
-            Event::Finished {
-                id,
-                pid,
-                mut result,
-            } => {
-                self.running.remove(&pid);
-                if let Some(error) = &mut result.error {
-                    if error.failure == Failure::Lock {
-                        error.blockers = self.blockers_of(pid, control, exec);
-                        self.outcome
-                            .stopped_by
-                            .get_or_insert_with(|| name(&id).to_string());
-                    }
-                }
-                self.blockers.remove(&pid);
-                observer.finished(name(&id), &result);
-                self.outcome.results.insert(id, result);
-            }
-        }
-    }
-
-    /// Who was blocking `pid`: as seen while it waited, else the sessions
-    /// holding locks on the table or old transactions now.
-    fn blockers_of(
-        &mut self,
-        pid: i32,
-        control: &mut Client,
-        exec: &Executor<'_>,
-    ) -> Option<String> {
-        let seen = self.blockers.remove(&pid).unwrap_or_default();
-        let (label, who) = if seen.is_empty() {
-            let ours: Vec<i32> = self.running.keys().copied().chain([pid]).collect();
-            let older = exec.settings.lock_timeout.as_secs_f64();
-            let now = activity::lock_holders(control, exec.table, &ours, older).unwrap_or_default();
-            ("likely blocked by", now)
-        } else {
-            ("blocked by", seen)
-        };
-        (!who.is_empty()).then(|| format!("{label} {}", activity::describe(&who)))
-    }
-
-    /// Polls progress and blockers of the running statements; a failed poll is skipped.
-    fn poll(
-        &mut self,
-        control: &mut Client,
-        names: &HashMap<usize, String>,
-        observer: &mut dyn Observer,
-    ) {
-        let pids: Vec<i32> = self.running.keys().copied().collect();
-        if pids.is_empty() {
-            return;
-        }
-        let progress = control.query(
-            "SELECT pid, phase, blocks_done, blocks_total, tuples_done, tuples_total, lockers_done, lockers_total \
-             FROM pg_stat_progress_create_index WHERE pid = ANY($1::int4[])",
-            &[&pids],
-        );
-        for row in progress.iter().flatten() {
-            let pid: i32 = row.get(0);
-            let Some(name) = self.running.get(&pid).and_then(|id| names.get(id)) else {
-                continue;
-            };
-            let phase: String = row.get(1);
-            let counters: [(i64, i64); 3] = [
-                (row.get(2), row.get(3)),
-                (row.get(4), row.get(5)),
-                (row.get(6), row.get(7)),
-            ];
-            let (done, total) = counters
-                .into_iter()
-                .find(|(_, total)| *total > 0)
-                .unwrap_or((0, 0));
-            observer.progress(name, &phase, done, total);
-        }
-        if let Ok(found) = activity::blocking(control, &pids) {
-            let mut now: HashMap<i32, Vec<Backend>> = HashMap::new();
-            for (waiter, blocker) in found {
-                // Our own sessions (another --jobs build) are not worth naming.
-                if !self.running.contains_key(&blocker.pid) {
-                    now.entry(waiter).or_default().push(blocker);
-                }
-            }
-            // Keep the last non-empty sighting: the waiter is gone once it times out.
-            self.blockers.extend(now);
-        }
-    }
-
-    /// Ctrl-C: no new tasks, and every running statement cancelled on the server.
-    fn cancel_all(&mut self, config: &Config, shared: &Shared<'_>) {
-        shared.stop.store(true, Ordering::SeqCst);
-        for token in &self.tokens {
-            let _ = cancel(config, token);
-        }
-        self.cancelled = true;
-    }
-}
-
-fn cancel(config: &Config, token: &CancelToken) -> anyhow::Result<()> {
+pub(super) fn cancel(config: &Config, token: &CancelToken) -> anyhow::Result<()> {
     token.cancel_query(db::tls_connector(&config.conn)?)?;
     Ok(())
 }
@@ -391,6 +263,16 @@ fn worker(config: &Config, shared: &Shared<'_>, tx: Sender<Event>) {
         }
     };
     let pid = session.pid;
+    // A concurrent build's waits for older transactions do not block writers:
+    // the statement timeout bounds them, and the watcher bounds the wait for
+    // the table lock itself (see watch.rs), so the server's own lock timeout,
+    // which would also end those waits, is off on build sessions.
+    if shared.settings.watch_lock_waits {
+        if let Err(e) = session.client.batch_execute("SET lock_timeout = 0") {
+            let _ = tx.send(Event::NoSession(describe_pg_error(&e)));
+            return;
+        }
+    }
     let _ = tx.send(Event::Ready {
         pid,
         token: session.client.cancel_token(),
@@ -401,7 +283,7 @@ fn worker(config: &Config, shared: &Shared<'_>, tx: Sender<Event>) {
         if result
             .error
             .as_ref()
-            .is_some_and(|e| e.failure == Failure::Lock)
+            .is_some_and(|e| e.failure.stops_the_run())
         {
             // Set here, not by the watcher, so this worker does not take another task first.
             shared.stop.store(true, Ordering::SeqCst);
@@ -440,9 +322,14 @@ fn run_task(
                 Ok(()) => break,
                 Err(e) => e,
             };
-            let failure = classify(&e, shared.interrupted());
+            let lock_watched = shared.took_lock_timeout(session.pid);
+            let failure = classify(&e, shared.interrupted(), lock_watched);
             let mut message = match failure {
                 Failure::Cancelled => "cancelled by Ctrl-C (or a signal)".to_string(),
+                Failure::Lock if lock_watched => format!(
+                    "lock timeout: waited longer than {} for its lock on the table",
+                    humantime::format_duration(shared.settings.lock_timeout)
+                ),
                 _ => describe_pg_error(&e),
             };
             if attempt > 0 {
@@ -456,7 +343,7 @@ fn run_task(
                 aftermath: None,
             };
             if let Some(cleanup) = &step.cleanup {
-                match drop_leftover(&mut session.client, cleanup) {
+                match bounded_cleanup(&mut session.client, cleanup, shared.settings) {
                     Ok(true) => error.aftermath = Some(cleanup.dropped_note()),
                     Ok(false) => {}
                     Err(e) => {
@@ -494,14 +381,47 @@ fn run_task(
     }
 }
 
-fn classify(e: &postgres::Error, interrupted: bool) -> Failure {
+fn classify(e: &postgres::Error, interrupted: bool, lock_watched: bool) -> Failure {
     match e.code() {
         Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::T_R_DEADLOCK_DETECTED => {
             Failure::Lock
         }
         Some(c) if *c == SqlState::QUERY_CANCELED && interrupted => Failure::Cancelled,
+        Some(c) if *c == SqlState::QUERY_CANCELED && lock_watched => Failure::Lock,
+        // 57014 is also a cancel from another session: only the timeout stops the run.
+        Some(c)
+            if *c == SqlState::QUERY_CANCELED
+                && e.as_db_error()
+                    .is_some_and(|db| db.message().contains("statement timeout")) =>
+        {
+            Failure::Timeout
+        }
         _ => Failure::Other,
     }
+}
+
+/// The cleanup, bounded by the lock timeout even on a build session whose own
+/// lock timeout is off: a drop must not wait hours for an old transaction.
+fn bounded_cleanup(
+    client: &mut Client,
+    cleanup: &Cleanup,
+    settings: &SessionSettings,
+) -> Result<bool, String> {
+    if !settings.watch_lock_waits {
+        return drop_leftover(client, cleanup);
+    }
+    let bound = format!(
+        "SET lock_timeout = '{}'",
+        super::session::pg_ms(settings.lock_timeout)
+    );
+    client
+        .batch_execute(&bound)
+        .map_err(|e| describe_pg_error(&e))?;
+    let dropped = drop_leftover(client, cleanup);
+    let reset = client.batch_execute("SET lock_timeout = 0");
+    let dropped = dropped?;
+    reset.map_err(|e| describe_pg_error(&e))?;
+    Ok(dropped)
 }
 
 impl Cleanup {

@@ -11,5 +11,6 @@ pub mod progress;
 pub mod run_lock;
 pub mod session;
 pub mod settings;
+mod watch;
 
 pub use settings::{SessionArgs, SessionSettings};

@@ -65,6 +65,11 @@ pub struct SessionSettings {
     pub application_name: String,
     /// Server settings for the build's sessions (name, value); empty: the server's own.
     pub server_settings: Vec<(&'static str, String)>,
+    /// Concurrent work: the lock timeout bounds only the wait for the table
+    /// lock (enforced by the watcher), the statement timeout the waits for
+    /// older transactions, which do not block writers. Plain builds queue
+    /// writers behind every wait, so the server's lock timeout bounds them all.
+    pub watch_lock_waits: bool,
 }
 
 impl SessionSettings {
@@ -96,6 +101,7 @@ impl SessionSettings {
             lock_retries: args.lock_retries.unwrap_or(config.indexes.lock_retries),
             application_name: format!("{} {command}", config.application_name()),
             server_settings: Vec::new(),
+            watch_lock_waits: concurrently,
         }
     }
 
