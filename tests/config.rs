@@ -242,8 +242,8 @@ fn bad_config_files_exit_2_with_file_line_and_hint() {
         ),
         (
             "url.toml",
-            b"[database]\nurl = \"mysql://u:hunter2@h/d\"\n",
-            "not a connection string",
+            b"# where\n\n[database]\nurl = \"mysql://u:hunter2@h/d\"\n",
+            "url.toml:4 [database] url: not a connection string",
         ),
         (
             "ssl.toml",
