@@ -19,6 +19,7 @@ pub mod read_only;
 pub mod report;
 pub mod seed_data;
 pub mod sqlfiles;
+mod text_file;
 
 pub use commands::pool_status::pool_status;
 pub use report::Outcome;

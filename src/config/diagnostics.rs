@@ -7,7 +7,7 @@
 
 use super::schema::FileConfig;
 use crate::conninfo::redact_text;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::ops::Range;
 use std::path::Path;
 
@@ -18,19 +18,7 @@ pub fn load_file(path: &Path) -> Result<FileConfig> {
 
 /// The file's text, refused with the line of the first bad byte unless UTF-8.
 pub(super) fn read_text(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))?;
-    String::from_utf8(bytes).map_err(|e| {
-        let valid = e.utf8_error().valid_up_to();
-        let line = 1 + e.as_bytes()[..valid]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count();
-        anyhow::anyhow!(
-            "{}:{line}: the config file is not valid UTF-8; save it as UTF-8",
-            path.display()
-        )
-    })
+    crate::text_file::read_utf8(path, "config file")
 }
 
 /// Parses config text; `path` is only used in messages.
