@@ -1,7 +1,7 @@
 //! `resolve()`: where each setting comes from. Precedence lives here and
 //! nowhere else, so "why did it connect there?" has a single answer:
-//! flag > environment (O2O_DB_*, DATABASE_URL, then libpq's PG* variables
-//! and .pgpass) > config file > built-in default.
+//! flag > environment (O2O_DB_*, DATABASE_URL, then libpq's service and PG*
+//! variables, then .pgpass) > config file > built-in default.
 
 use super::diagnostics::{line_of, parse_str, read_text};
 use super::schema::FileConfig;
@@ -68,7 +68,9 @@ pub fn resolve(flags: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Resul
         None => ConnInfo::default(),
     };
 
-    // 3. What the string leaves out comes from libpq's PG* variables, as psql does it.
+    // 3. What the string leaves out comes from its service (service=, else
+    //    $PGSERVICE) in pg_service.conf, then from libpq's PG* variables, as psql does it.
+    conn.fill_from_service(env)?;
     conn.fill_from_env(env)?;
 
     // 4. Still unset: the file's [database] name, application_name and
@@ -79,12 +81,13 @@ pub fn resolve(flags: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Resul
     conn.application_name
         .get_or_insert_with(|| db.application_name.clone());
     conn.connect_timeout.get_or_insert(db.connect_timeout.0);
-    if conn.hosts.is_empty() && Path::new("/var/run/postgresql").is_dir() {
+    if conn.hosts.is_empty() && !conn.has_hostaddr() && Path::new("/var/run/postgresql").is_dir() {
         conn.hosts = vec!["/var/run/postgresql".into()];
     }
     if conn.user.is_none() {
         conn.user = env("USER").or_else(|| env("LOGNAME"));
     }
+    conn.check_ports()?;
 
     // 5. The password, when still missing: $PGPASSFILE, else ~/.pgpass.
     let pgpass = env("PGPASSFILE")

@@ -58,7 +58,7 @@ section! {
     pub struct DatabaseSection {
         /// The connection string, with its place in the file for messages.
         pub url: Option<toml::Spanned<String>> = None,
-        /// The database when neither the URL nor PGDATABASE names one.
+        /// The database when neither the URL, a service nor PGDATABASE names one.
         pub name: String = DEFAULT_DATABASE.into(),
         /// How the server sees our connections (pg_stat_activity).
         pub application_name: String = DEFAULT_APPLICATION_NAME.into(),
