@@ -39,8 +39,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Database URL [env: O2O_DB_URL, then DATABASE_URL]; without one, PGHOST,
-    /// PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE and ~/.pgpass are used as psql uses them
+    /// Database URL or libpq key=value string [env: O2O_DB_URL, then DATABASE_URL]; what it
+    /// leaves out comes from its service (pg_service.conf), PGHOST, PGPORT, PGUSER, PGPASSWORD,
+    /// PGDATABASE, PGSSLMODE and ~/.pgpass, as psql uses them
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
 

@@ -19,6 +19,7 @@ pub mod report;
 pub mod seed_data;
 pub mod sqlfiles;
 pub mod stop;
+mod text_file;
 
 pub use db::pool_status;
 pub use report::Outcome;

@@ -109,7 +109,7 @@ impl Sandbox {
     pub fn conn_info(&self, dbname: &str) -> ConnInfo {
         ConnInfo {
             hosts: vec![self.socket_dir().display().to_string()],
-            port: Some(self.port),
+            ports: vec![self.port],
             user: Some(SUPERUSER.into()),
             dbname: Some(dbname.into()),
             sslmode: Some(crate::conninfo::SslMode::Disable),

@@ -1,17 +1,8 @@
 // Configuration: precedence, libpq environment, .pgpass, bad input, redaction.
 
-use crate::support;
+use crate::support::{self, env_of};
 use o2o_db::config::{self, Overrides};
-use std::collections::HashMap;
 use std::path::Path;
-
-fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let map: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    move |k| map.get(k).cloned()
-}
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let p = dir.join(name);
@@ -69,7 +60,7 @@ fn libpq_variables_fill_what_the_url_leaves_out() {
     ]);
     let c = config::resolve(&none, &env).unwrap();
     assert_eq!(c.conn.hosts, ["pg.example"]);
-    assert_eq!(c.conn.port, Some(6543));
+    assert_eq!(c.conn.ports, [6543]);
     assert_eq!(c.conn.user.as_deref(), Some("dash"));
     assert_eq!(c.conn.dbname.as_deref(), Some("shopdb"));
     assert_eq!(c.conn.sslmode, Some(o2o_db::conninfo::SslMode::Require));
@@ -83,10 +74,10 @@ fn libpq_variables_fill_what_the_url_leaves_out() {
     assert_eq!(
         (
             c.conn.hosts[0].as_str(),
-            c.conn.port,
+            c.conn.ports.as_slice(),
             c.conn.dbname.as_deref()
         ),
-        ("h", Some(1), Some("d"))
+        ("h", &[1][..], Some("d"))
     );
     assert_eq!(c.conn.password.as_deref(), Some("pw1"));
     // Nothing anywhere: the report's database name and the pool defaults.
@@ -242,8 +233,8 @@ fn bad_config_files_exit_2_with_file_line_and_hint() {
         ),
         (
             "url.toml",
-            b"[database]\nurl = \"mysql://u:hunter2@h/d\"\n",
-            "not a connection string",
+            b"# where\n\n[database]\nurl = \"mysql://u:hunter2@h/d\"\n",
+            "url.toml:4 [database] url: not a connection string",
         ),
         (
             "ssl.toml",
@@ -299,7 +290,15 @@ fn bad_urls_are_refused_without_echoing_the_password() {
             "unknown connection parameter `colour`",
         ),
         ("postgres://u:hun%zzter2@h/d", "percent-encoding"),
-        ("host=h password=hunter2 port=", "invalid port"),
+        ("host=h password=hunter2 port=x", "invalid port `x`"),
+        (
+            "postgres://u:hunter2@h/d?target_session_attrs=primary",
+            "use any, read-write or read-only",
+        ),
+        (
+            "postgres://u:hunter2@a,b,c/d?port=1,2",
+            "2 ports for 3 hosts",
+        ),
         ("just-a-word", "not a connection string"),
     ] {
         let out = support::bare_cmd()

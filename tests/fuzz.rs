@@ -121,6 +121,7 @@ fn connection_string_parser_never_panics() {
         &[
             "postgres://u:p%40ss@[::1]:5432,h2:6/db?sslmode=verify-full&sslrootcert=/r.crt&application_name=x",
             "host=/tmp port=5 user='a b' password='p\\'q' dbname=d sslmode=require",
+            "postgres://u:p@h1:1,[::1]:2/d?target_session_attrs=read-write&options=-c%20x%3D1&service=s&keepalives=0&host=/tmp",
         ],
         20_000,
         |s| {

@@ -109,3 +109,38 @@ fn no_subcommand_prints_the_password() {
     }
     assert_eq!(checked, 2 * 3 * 2 * RUNS.len());
 }
+
+/// A password with an unencoded `/`, `?`, `:`, `#` or `@` is masked whole,
+/// whether the connection string parses, fails to parse or fails to connect
+/// (issue 12, item 15). Nothing listens on 127.0.0.1:1.
+#[test]
+fn passwords_with_unencoded_separators_never_leak() {
+    let cases: &[(&str, &[&str])] = &[
+        ("postgres://app:pa/ss?w@db/o2o", &["pa/ss", "ss?w"]),
+        ("postgres://app:pa/ss?w@127.0.0.1:1/o2o", &["pa/ss", "ss?w"]),
+        ("postgres://app:pa?ss@db:notaport/o2o", &["pa?ss"]),
+        ("postgres://app:p@ss@127.0.0.1:1/o2o", &["p@ss", "ss@127"]),
+        ("postgres://app:pa:ss#x@db:notaport/o2o", &["pa:ss", "ss#x"]),
+        ("postgres://app:pa:ss#x@127.0.0.1:1/o2o", &["pa:ss", "ss#x"]),
+        ("postgres://app:pa ss@db:notaport/o2o", &["pa ss", "ss@db"]),
+        (
+            "host=127.0.0.1 port=1 user=app password=pa/ss?w",
+            &["pa/ss", "ss?w"],
+        ),
+        ("host=db port=x password='pa ss#w'", &["pa ss", "ss#w"]),
+        ("host=db password=pa ss#w", &["ss#w"]),
+    ];
+    for (url, secrets) in cases {
+        for format in ["table", "json"] {
+            let out = support::bare_cmd()
+                .args(["--database-url", url, "--format", format, "verify"])
+                .output()
+                .unwrap();
+            let text = format!("{}{}", support::stdout(&out), support::stderr(&out));
+            assert_eq!(out.status.code(), Some(2), "{url}: {text}");
+            for secret in *secrets {
+                assert!(!text.contains(secret), "{url} printed `{secret}`:\n{text}");
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@ mod support;
 
 mod benchmark;
 mod config;
+mod conninfo;
 mod create_indexes;
 mod demo;
 mod examples;

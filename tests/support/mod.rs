@@ -218,3 +218,12 @@ pub fn generous_config_file() -> tempfile::NamedTempFile {
     .expect("write config file");
     file
 }
+
+/// An environment of just these variables, for `config::resolve`.
+pub fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k| map.get(k).cloned()
+}

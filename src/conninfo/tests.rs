@@ -1,0 +1,170 @@
+//! Parse-level tests of connection strings: what the postgres crate is left
+//! to parse arrives intact, what o2o-db reads itself is taken out first.
+
+use super::*;
+use postgres::config::{Host, TargetSessionAttrs};
+
+fn parse(s: &str) -> ConnInfo {
+    ConnInfo::parse(s).unwrap_or_else(|e| panic!("{s}: {e:#}"))
+}
+
+fn error(s: &str) -> String {
+    format!("{:#}", ConnInfo::parse(s).unwrap_err())
+}
+
+#[test]
+fn multi_host_urls_keep_each_hosts_port() {
+    let c = parse("postgres://u@h1:5433,h2:5434,[::1]:5435/db");
+    assert_eq!(c.hosts, ["h1", "h2", "::1"]);
+    assert_eq!(c.ports, [5433, 5434, 5435]);
+    assert_eq!(c.target(), "h1:5433,h2:5434,[::1]:5435/db");
+    let cfg = c.to_pg_config();
+    assert_eq!(cfg.get_ports(), [5433, 5434, 5435]);
+    assert_eq!(cfg.get_hosts()[1], Host::Tcp("h2".into()));
+    // A host without a port gets the default; no port at all leaves it to PGPORT.
+    assert_eq!(parse("postgres://h1:5433,h2/db").ports, [5433, 5432]);
+    assert!(parse("postgres://h1,h2/db").ports.is_empty());
+    let c = parse("host=a,b port=1,2 dbname=d");
+    assert_eq!((c.hosts.len(), c.ports.as_slice()), (2, &[1, 2][..]));
+}
+
+#[test]
+fn the_crate_parses_what_it_understands() {
+    for s in [
+        "postgres://u@h/d?target_session_attrs=read-write&options=-c%20search_path%3Dsales&application_name=dash&connect_timeout=7&keepalives_idle=30",
+        "host=h user=u dbname=d target_session_attrs=read-write options='-c search_path=sales' application_name=dash connect_timeout=7 keepalives_idle=30",
+    ] {
+        let c = parse(s);
+        assert_eq!(c.application_name.as_deref(), Some("dash"), "{s}");
+        assert_eq!(c.connect_timeout, Some(Duration::from_secs(7)), "{s}");
+        let cfg = c.to_pg_config();
+        assert_eq!(cfg.get_target_session_attrs(), TargetSessionAttrs::ReadWrite, "{s}");
+        assert_eq!(cfg.get_options(), Some("-c search_path=sales"), "{s}");
+        assert_eq!(cfg.get_keepalives_idle(), Duration::from_secs(30), "{s}");
+        assert_eq!(cfg.get_dbname(), Some("d"), "{s}");
+    }
+}
+
+#[test]
+fn tls_keywords_the_crate_refuses_are_ours() {
+    let c = parse("postgres://u:p%40ss@h/d?sslmode=verify-full&sslrootcert=/r.crt&sslcert=/c.crt&sslkey=/c.key");
+    assert_eq!(c.sslmode, Some(SslMode::VerifyFull));
+    assert_eq!(c.sslrootcert, Some(PathBuf::from("/r.crt")));
+    assert_eq!(c.sslcert, Some(PathBuf::from("/c.crt")));
+    assert_eq!(c.sslkey, Some(PathBuf::from("/c.key")));
+    assert_eq!(c.password.as_deref(), Some("p@ss"));
+    assert_eq!(
+        c.to_pg_config().get_ssl_mode(),
+        postgres::config::SslMode::Require
+    );
+    assert_eq!(parse("service=shop").service.as_deref(), Some("shop"));
+    assert_eq!(parse("sslmode=allow").sslmode, Some(SslMode::Prefer));
+}
+
+#[test]
+fn query_parameters_win_over_the_host_list() {
+    let c = parse("postgres://u@localhost:5444/db?host=/tmp/sock&user=v");
+    assert_eq!(c.hosts, ["/tmp/sock"]);
+    assert_eq!(c.ports, [5444]);
+    assert_eq!(c.user.as_deref(), Some("v"));
+    assert_eq!(
+        c.to_pg_config().get_hosts(),
+        [Host::Unix("/tmp/sock".into())]
+    );
+    let c = parse("postgres://%2Ftmp%2Fsock:6/db");
+    assert_eq!((c.hosts[0].as_str(), c.ports[0]), ("/tmp/sock", 6));
+    // A keyword given twice takes its last value, as in libpq.
+    assert_eq!(parse("host=a host=b").hosts, ["b"]);
+}
+
+#[test]
+fn nothing_given_means_nothing_set() {
+    assert_eq!(parse("postgres://"), ConnInfo::default());
+    assert_eq!(parse("postgresql:///d").dbname.as_deref(), Some("d"));
+    let c = parse("postgres://@h/d");
+    assert_eq!(c.user, None);
+}
+
+#[test]
+fn bad_strings_are_refused_with_the_reason() {
+    for (s, want) in [
+        (
+            "postgres://u:pw@h:notaport/d",
+            "invalid port in `h:notaport`",
+        ),
+        ("host=h port=x", "invalid port `x`"),
+        (
+            "postgres://h/d?colour=blue",
+            "unknown connection parameter `colour`",
+        ),
+        (
+            "postgres://h/d?sslmode=sometimes",
+            "unknown sslmode `sometimes`",
+        ),
+        (
+            "postgres://h/d?target_session_attrs=primary",
+            "invalid target_session_attrs `primary`",
+        ),
+        ("postgres://u:50%@h/d", "percent-encoding"),
+        ("host=a,b port=1,2,3", "3 ports for 2 hosts"),
+        ("mysql://u@h/d", "not a connection string"),
+        ("postgres://app:pa/ss?w@db/o2o", "percent-encode `@` as %40"),
+    ] {
+        let err = error(s);
+        assert!(err.contains(want), "{s}: expected `{want}` in {err}");
+    }
+}
+
+#[test]
+fn passwords_never_appear_in_errors_or_renderings() {
+    for s in [
+        "postgres://u:hunter2@h:notaport/d",
+        "postgres://u:hunter2@h/d?colour=1",
+        "postgres://u:hun/ter2@h/d",
+        "postgres://u:hunter2@h@x/d",
+        "host=h password=hunter2 port=x",
+        "host=h password='hunter2' colour=1",
+        "password=hunter2",
+        "hunter2",
+    ] {
+        if let Err(e) = ConnInfo::parse(s) {
+            let err = format!("{e:#}");
+            assert!(
+                !err.contains("hunter2") && !err.contains("ter2"),
+                "{s}: {err}"
+            );
+        }
+    }
+    let c = parse("postgres://u:pw@h:5/d?options=-cx%3Dy");
+    assert_eq!(c.to_string(), "postgres://u:****@h:5/d");
+    assert!(!format!("{c:?}").contains("pw"));
+}
+
+#[test]
+fn merging_fills_only_what_is_unset() {
+    let mut c = parse("host=h options=-cx=1");
+    c.fill_unset_from(parse("host=other port=7 options=-cx=2 keepalives=0"))
+        .unwrap();
+    assert_eq!(
+        (c.hosts.as_slice(), c.ports.as_slice()),
+        (&["h".to_string()][..], &[7][..])
+    );
+    assert_eq!(c.pass_through.get("options"), Some("-cx=1"));
+    assert!(!c.to_pg_config().get_keepalives());
+}
+
+#[test]
+fn hostaddr_is_passed_on_and_named() {
+    let c = parse("hostaddr=127.0.0.1 port=5 dbname=d");
+    assert!(c.hosts.is_empty() && c.has_hostaddr());
+    assert_eq!(c.target(), "127.0.0.1:5/d");
+    assert_eq!(c.to_pg_config().get_hosts(), []);
+}
+
+#[test]
+fn every_own_keyword_is_taken_out_before_the_crate() {
+    for key in OWN_KEYWORDS {
+        let value = if key == "sslmode" { "verify-ca" } else { "x" };
+        assert!(ConnInfo::parse(&format!("{key}={value}")).is_ok(), "{key}");
+    }
+}
