@@ -494,3 +494,68 @@ fn a_restricted_view_of_sessions_is_a_warning_not_a_pass() {
     drop(other);
     drop_role(&db, &role);
 }
+
+/// An ACCESS EXCLUSIVE holder (a migration) is named, whatever step it stops.
+#[test]
+fn an_access_exclusive_holder_is_named() {
+    let db = TestDb::seeded("access_exclusive", ORDERS);
+    let out = db
+        .cmd()
+        .args(["create-indexes", "--no-analyze"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    db.client()
+        .batch_execute("DROP INDEX idx_orders_scene")
+        .unwrap();
+    let mut holder = db.client();
+    let pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    holder
+        .batch_execute(
+            "SET application_name = 'migration'; BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE",
+        )
+        .unwrap();
+    let named = |text: &str| {
+        text.contains(&format!("pid {pid} (migration"))
+            && text.contains("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+    };
+    let out = db
+        .cmd()
+        .args([
+            "create-indexes",
+            "--lock-timeout",
+            "1s",
+            "--lock-retries",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    let err = support::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(named(&err) && err.contains("AccessExclusiveLock"), "{err}");
+
+    let out = db
+        .cmd()
+        .args([
+            "drop-indexes",
+            "idx_orders_channel",
+            "--lock-timeout",
+            "1s",
+            "--lock-retries",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    let text = support::stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}{}",
+        support::stderr(&out)
+    );
+    assert!(named(&text), "{text}");
+    holder.batch_execute("ROLLBACK").unwrap();
+}

@@ -1,7 +1,7 @@
-// Other sessions that get in an index build's way, described so a DBA can act:
-// who blocks a waiting build right now (pg_blocking_pids), who holds locks on
-// the table or old transactions (after a lock timeout, when the waiter is gone),
-// and, before starting, who would stall a concurrent build.
+//! Other sessions that get in an index build's way, described so a DBA can act:
+//! who blocks a waiting build right now (pg_blocking_pids), who holds locks on
+//! the table or old transactions (after a lock timeout, when the waiter is gone),
+//! and, before starting, who would stall a concurrent build.
 
 use anyhow::Result;
 use postgres::Client;
@@ -87,6 +87,40 @@ pub fn lock_holders(
     );
     let rows = client.query(&sql, &[&ours, &table, &older_than_secs])?;
     Ok(rows.iter().map(|r| backend(r, 0)).collect())
+}
+
+/// Every other session holding a lock on `table`, with the modes it holds:
+/// "pid 7 (migration, idle in transaction for 2m): LOCK TABLE ... [AccessExclusiveLock]".
+pub fn table_lockers(client: &mut Client, table: &str) -> Result<Vec<String>> {
+    let sql = format!(
+        "SELECT {BACKEND_COLUMNS}, string_agg(DISTINCT l.mode, ', ') FROM pg_locks l \
+         JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'relation' AND l.relation = to_regclass($1) AND l.granted \
+           AND l.pid <> pg_backend_pid() \
+         GROUP BY 1, 2, 3, 4, 5, 6, a.xact_start ORDER BY a.xact_start NULLS LAST LIMIT 5"
+    );
+    let rows = client.query(&sql, &[&table])?;
+    Ok(rows
+        .iter()
+        .map(|r| format!("{} [{}]", backend(r, 0), r.get::<_, String>(6)))
+        .collect())
+}
+
+/// `err` with the sessions holding locks on `table` named, when it is a lock
+/// timeout (or cancel) of ours: the plan's catalog reads wait like any query
+/// behind an ACCESS EXCLUSIVE lock.
+pub fn name_lock_holders(client: &mut Client, table: &str, err: anyhow::Error) -> anyhow::Error {
+    let text = format!("{err:#}");
+    if !(text.contains("lock timeout") || text.contains("statement timeout")) {
+        return err;
+    }
+    match table_lockers(client, table) {
+        Ok(holders) if !holders.is_empty() => err.context(format!(
+            "{table} is locked by {}; let that transaction finish (or end it), then run again",
+            holders.join("; ")
+        )),
+        _ => err,
+    }
 }
 
 /// Sessions that would make a build on `table` wait: idle in transaction, a

@@ -131,7 +131,9 @@ pub fn run_with(
         }
     }
 
-    let live = catalog::indexes::inspect(&mut control.client, &set)?;
+    let live = catalog::indexes::inspect(&mut control.client, &set).map_err(|e| {
+        activity::name_lock_holders(&mut control.client, &set.table().qualified_table(), e)
+    })?;
     let on_table = indexes_of_table(&mut control.client, &set)?;
     let planned = plan::decide(&set.indexes, live, &on_table, args.replace_drifted);
     let tasks: Vec<_> = planned

@@ -277,7 +277,7 @@ fn run_shared(
             verdicts[i] = Some(match check(ctx) {
                 Ok(verdict) => verdict,
                 Err(e) if read_only::is_writing_query(&e) => return Err(e),
-                Err(e) => could_not(d.name, e),
+                Err(e) => could_not(d.name, ctx.name_lock_holders(e)),
             });
         }
     }

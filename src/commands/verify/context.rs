@@ -5,7 +5,7 @@
 use super::VerifyArgs;
 use crate::catalog::indexes::resolve_table;
 use crate::config::Config;
-use crate::db;
+use crate::db::{self, PgContext};
 use crate::ident::quote_ident;
 use crate::params::{ParamPool, ParamRow};
 use crate::seed_data::Rng;
@@ -19,6 +19,10 @@ use std::time::Instant;
 const USE_INDEX_SET: [&str; 5] = ["schema", "indexes", "planner", "statistics", "redundancy"];
 /// Checks that run the query suite.
 const USE_SUITE: [&str; 2] = ["planner", "speed"];
+
+/// How long one of verify's catalog reads may wait for a lock on the table
+/// before the check fails naming the holder.
+const VERIFY_LOCK_TIMEOUT_MS: u64 = 10_000;
 
 /// The managed table as the server resolved it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +69,12 @@ impl<'a> Ctx<'a> {
             .transpose()?;
         let started = Instant::now();
         let client = if needs_server {
-            Some(db::connect(&config.conn)?)
+            let mut client = db::connect(&config.conn)?;
+            // A deploy gate must not hang behind a migration's ACCESS EXCLUSIVE lock.
+            client
+                .batch_execute(&format!("SET lock_timeout = '{VERIFY_LOCK_TIMEOUT_MS}ms'"))
+                .pg_context("setting verify's lock timeout")?;
+            Some(client)
         } else {
             None
         };
@@ -99,6 +108,15 @@ impl<'a> Ctx<'a> {
             .as_ref()
             .map(|s| s.queries.clone())
             .ok_or_else(|| anyhow!("internal: the query suite was not loaded for this check"))
+    }
+
+    /// `err` with the holders of locks on the managed table named, when it is
+    /// a lock timeout.
+    pub fn name_lock_holders(&mut self, err: anyhow::Error) -> anyhow::Error {
+        let (Some(table), Some(client)) = (self.table.clone(), self.client.as_mut()) else {
+            return err;
+        };
+        crate::catalog::activity::name_lock_holders(client, &table.qualified(), err)
     }
 
     /// Where the suite came from (a path, or the built-in file), for messages.
