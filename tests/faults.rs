@@ -359,3 +359,63 @@ fn an_unreachable_server_is_one_clear_line_and_exit_2_within_the_connect_timeout
         }
     }
 }
+
+/// The server restarted while a concurrent build waits: the run reconnects,
+/// reads the catalog again (the interrupted build's INVALID entry is dropped
+/// and built again), finishes the rest, and reports what is really there.
+#[test]
+fn the_server_restarted_during_create_indexes_is_resumed_and_reported_truly() {
+    let (mut sandbox, config) = own_server(3000);
+    let url = sandbox.url("o2o_faults");
+    let mut holder = o2o_db::db::connect(&config.conn).expect("holder");
+    holder
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
+        .expect("old snapshot");
+    let started = Instant::now();
+    let child = spawn(&url, &["--format", "json", "create-indexes"]);
+    let mut probe = o2o_db::db::connect(&config.conn).expect("probe");
+    while !probe
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_progress_create_index WHERE phase = 'waiting for old snapshots')",
+            &[],
+        )
+        .expect("progress")
+        .get::<_, bool>(0)
+    {
+        assert!(started.elapsed() < Duration::from_secs(60), "no build waited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop((holder, probe));
+    sandbox.restart().expect("restart the server");
+    let out = wait_bounded(
+        child,
+        started,
+        Duration::from_secs(120),
+        "create-indexes across a restart",
+    );
+    assert_no_panic(&out, "create-indexes");
+    let report = json(&out, "create-indexes across a restart");
+    let err = support::stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{report}\n{err}");
+    assert_eq!(report["summary"]["created"], 11, "{report}");
+    assert!(
+        err.contains("reconnected, reading the catalog again and resuming"),
+        "{err}"
+    );
+    let mut after = o2o_db::db::connect(&config.conn).expect("after");
+    let (valid, invalid): (i64, i64) = {
+        let row = after
+            .query_one(
+                "SELECT count(*) FILTER (WHERE indisvalid), count(*) FILTER (WHERE NOT indisvalid) \
+                 FROM pg_index WHERE indrelid = 'orders'::regclass",
+                &[],
+            )
+            .expect("indexes");
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(
+        (valid, invalid),
+        (12, 0),
+        "11 managed + the primary key, none INVALID"
+    );
+}

@@ -194,6 +194,19 @@ pub fn run_with(
     };
     let mut watcher = progress::Progress::new("building", tasks.len());
     let outcome = executor.run(tasks, &mut control.client, &mut watcher);
+    if control.client.is_closed() {
+        // The server restarted under the run: a new control session reads
+        // what is really there (the run lock went with the old one).
+        match session::reopen(config, &settings, stop, |_| Ok(())) {
+            Ok(fresh) => {
+                control = fresh;
+                notices.push(
+                    "the connection to the server was lost during the run and opened again; the statuses below are read from the server afterwards".into(),
+                );
+            }
+            Err(e) => notices.push(format!("{e:#}")),
+        }
+    }
 
     // Judge the result by what the server has now, not by what we meant to do.
     let after = match built_indexes(&mut control.client, &set, &schema) {

@@ -13,7 +13,7 @@ use super::session::{self, Session};
 use super::settings::SessionSettings;
 use super::watch::Watch;
 use crate::config::Config;
-use crate::db::{self, describe_pg_error};
+use crate::db::{self, describe_pg_error, PgContext};
 use crate::stop::Stop;
 use postgres::error::SqlState;
 use postgres::{CancelToken, Client};
@@ -110,6 +110,8 @@ pub trait Observer {
     fn progress(&mut self, name: &str, phase: &str, done: i64, total: i64);
     fn retrying(&mut self, name: &str, attempt: u32, of: u32, pause: Duration, why: &str);
     fn finished(&mut self, name: &str, result: &TaskResult);
+    /// Its session was lost and opened again; the work goes on.
+    fn resumed(&mut self, name: &str, why: &str);
 }
 
 /// How a run of tasks ended.
@@ -157,6 +159,14 @@ pub(super) enum Event {
         id: usize,
         pid: i32,
         result: TaskResult,
+    },
+    /// The task's session was lost to a server restart and opened again.
+    Resumed {
+        id: usize,
+        old: i32,
+        pid: i32,
+        token: CancelToken,
+        why: String,
     },
 }
 
@@ -255,31 +265,23 @@ pub(super) fn cancel(config: &Config, token: &CancelToken) -> anyhow::Result<()>
 
 /// One build session: takes tasks until there are none or the run stops.
 fn worker(config: &Config, shared: &Shared<'_>, tx: Sender<Event>) {
-    let mut session = match session::open(config, shared.settings) {
+    let mut session = match open_build_session(config, shared.settings) {
         Ok(s) => s,
         Err(e) => {
             let _ = tx.send(Event::NoSession(format!("{e:#}")));
             return;
         }
     };
-    let pid = session.pid;
-    // A concurrent build's waits for older transactions do not block writers:
-    // the statement timeout bounds them, and the watcher bounds the wait for
-    // the table lock itself (see watch.rs), so the server's own lock timeout,
-    // which would also end those waits, is off on build sessions.
-    if shared.settings.watch_lock_waits {
-        if let Err(e) = session.client.batch_execute("SET lock_timeout = 0") {
-            let _ = tx.send(Event::NoSession(describe_pg_error(&e)));
-            return;
-        }
-    }
     let _ = tx.send(Event::Ready {
-        pid,
+        pid: session.pid,
         token: session.client.cancel_token(),
     });
     while let Some(task) = shared.next() {
-        let _ = tx.send(Event::Started { id: task.id, pid });
-        let result = run_task(&mut session, &task, shared, &tx);
+        let _ = tx.send(Event::Started {
+            id: task.id,
+            pid: session.pid,
+        });
+        let result = run_task(config, &mut session, &task, shared, &tx);
         if result
             .error
             .as_ref()
@@ -290,13 +292,66 @@ fn worker(config: &Config, shared: &Shared<'_>, tx: Sender<Event>) {
         }
         let _ = tx.send(Event::Finished {
             id: task.id,
-            pid,
+            pid: session.pid,
             result,
         });
     }
 }
 
+/// A build session. A concurrent build's waits for older transactions do not
+/// block writers: the statement timeout bounds them, and the watcher bounds
+/// the wait for the table lock itself (see watch.rs), so the server's own
+/// lock timeout, which would also end those waits, is off on build sessions.
+fn open_build_session(config: &Config, settings: &SessionSettings) -> anyhow::Result<Session> {
+    let mut session = session::open(config, settings)?;
+    lock_timeout_off(&mut session, settings)?;
+    Ok(session)
+}
+
+fn lock_timeout_off(session: &mut Session, settings: &SessionSettings) -> anyhow::Result<()> {
+    if settings.watch_lock_waits {
+        session
+            .client
+            .batch_execute("SET lock_timeout = 0")
+            .pg_context("cannot set up a build session")?;
+    }
+    Ok(())
+}
+
+/// After the connection was lost: a new session, when the server restarted
+/// (the same postmaster still running means a DBA ended our backend: that is
+/// a stop, not a fault to ride out).
+fn resume_after_loss(
+    config: &Config,
+    session: &Session,
+    shared: &Shared<'_>,
+) -> Result<Session, String> {
+    let fresh = session::reopen(config, shared.settings, shared.run_stop, |s| {
+        lock_timeout_off(s, shared.settings)
+    })
+    .map_err(|e| format!("{e:#}"))?;
+    if fresh.server_started == session.server_started {
+        return Err("its session was terminated by another session (the server did not restart), so it was not resumed".into());
+    }
+    Ok(fresh)
+}
+
+/// Whether the build `cleanup` watches over is on the server and valid: a
+/// build that finished just before the connection was lost.
+fn already_built(client: &mut Client, cleanup: &Cleanup) -> bool {
+    cleanup.replaces.is_none()
+        && client
+            .query_opt(
+                "SELECT i.indisvalid AND i.indisready FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
+                &[&cleanup.index],
+            )
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.get::<_, bool>(0))
+}
+
 fn run_task(
+    config: &Config,
     session: &mut Session,
     task: &Task,
     shared: &Shared<'_>,
@@ -317,11 +372,50 @@ fn run_task(
             });
         }
         let mut attempt = 0;
+        let mut resumed = false;
         loop {
             let e = match session.client.batch_execute(&step.sql) {
                 Ok(()) => break,
                 Err(e) => e,
             };
+            // A server restart: reconnect, read the catalog again, carry on.
+            if session::lost(&e, &session.client) && !resumed && !shared.interrupted() {
+                let lost = describe_pg_error(&e);
+                match resume_after_loss(config, session, shared) {
+                    Ok(fresh) => {
+                        let old = session.pid;
+                        *session = fresh;
+                        resumed = true;
+                        let _ = tx.send(Event::Resumed {
+                            id: task.id,
+                            old,
+                            pid: session.pid,
+                            token: session.client.cancel_token(),
+                            why: lost,
+                        });
+                        if let Some(cleanup) = &step.cleanup {
+                            if already_built(&mut session.client, cleanup) {
+                                break;
+                            }
+                            let _ = bounded_cleanup(&mut session.client, cleanup, shared.settings);
+                        }
+                        continue;
+                    }
+                    Err(why) => {
+                        return failed(TaskError {
+                            failure: Failure::Other,
+                            message: format!("the connection was lost ({lost}); {why}"),
+                            blockers: None,
+                            aftermath: step.cleanup.as_ref().map(|c| {
+                                format!(
+                                    "the next run drops any INVALID leftover of {} and builds it",
+                                    c.index
+                                )
+                            }),
+                        });
+                    }
+                }
+            }
             let lock_watched = shared.took_lock_timeout(session.pid);
             let failure = classify(&e, shared.interrupted(), lock_watched);
             let mut message = match failure {

@@ -76,6 +76,10 @@ impl Observer for Progress {
         ));
     }
 
+    fn resumed(&mut self, name: &str, why: &str) {
+        self.line(&format!("{name}: {why}"));
+    }
+
     fn finished(&mut self, name: &str, result: &TaskResult) {
         if let Some((multi, bars)) = &mut self.bars {
             if let Some(bar) = bars.remove(name) {

@@ -55,6 +55,26 @@ impl Watch {
                 self.tokens.insert(pid, token);
                 self.blockers.remove(&pid);
             }
+            Event::Resumed {
+                id,
+                old,
+                pid,
+                token,
+                why,
+            } => {
+                for map_pid in [old] {
+                    self.running.remove(&map_pid);
+                    self.tokens.remove(&map_pid);
+                    self.blockers.remove(&map_pid);
+                    self.lock_waits.remove(&map_pid);
+                }
+                self.running.insert(pid, id);
+                self.tokens.insert(pid, token);
+                observer.resumed(
+                    name(&id),
+                    &format!("{why}; reconnected, reading the catalog again and resuming"),
+                );
+            }
             Event::NoSession(error) => {
                 self.outcome.session_error.get_or_insert(error);
             }
