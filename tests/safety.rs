@@ -1,5 +1,6 @@
-//! Regression tests for the data-integrity cases of the safety issue: no
-//! command damages data, whatever format, suite or index file it is given.
+//! Regression tests for the safety issue (#12): no command damages data,
+//! whatever format, suite or index file it is given, and no verdict is given
+//! on something that was not measured or not read as PostgreSQL reads it.
 
 use crate::support::{self, TestDb};
 use std::io::Write;
@@ -245,4 +246,50 @@ fn replace_drifted_keeps_the_old_index_until_the_new_one_is_valid() {
         db.scalar_i64("SELECT count(*) FROM pg_class WHERE relname LIKE '%o2o_new'"),
         0
     );
+}
+
+/// Index file messages (item 17): a name PostgreSQL would truncate is refused
+/// with the file and line before anything is built; a byte-order mark and
+/// `orders` beside `public.orders` are accepted as the one table they are.
+#[test]
+fn index_file_names_are_checked_as_postgres_reads_them() {
+    let db = TestDb::seeded("index_file_names", ORDERS);
+    let long = format!("idx_orders_{}", "x".repeat(60));
+    let file = sql_file(&format!(
+        "CREATE INDEX idx_orders_a ON orders (store_name);\n\nCREATE INDEX {long} ON orders (date);\n"
+    ));
+    let path = file.path().to_str().unwrap();
+    for command in ["create-indexes", "verify"] {
+        let out = db
+            .cmd()
+            .args([command, "--indexes", path])
+            .output()
+            .unwrap();
+        let err = support::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{command}: {err}");
+        assert!(
+            err.contains(&format!("{path}:3: index name `{long}` is 71 bytes")),
+            "{command}: {err}"
+        );
+    }
+    assert_eq!(managed_indexes(&db), 0, "built before refusing");
+
+    let file = sql_file(
+        "\u{feff}CREATE INDEX idx_orders_a ON orders (store_name);\nCREATE INDEX idx_orders_b ON public.orders (date);\n",
+    );
+    let out = db
+        .cmd()
+        .args(["--format", "json", "create-indexes", "--indexes"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let statuses: Vec<&str> = v["indexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["created", "created"], "{v}");
 }
