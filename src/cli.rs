@@ -106,6 +106,35 @@ pub enum Command {
     Man,
 }
 
+/// The --format an argument list asks for, read without parsing the rest: for
+/// reporting an argument error in that format when clap refuses the list.
+pub fn format_in_args<I, T>(args: I) -> Option<Format>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString>,
+{
+    use clap::ValueEnum;
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| a.into().to_string_lossy().into_owned())
+        .collect();
+    let mut found = None;
+    for (i, arg) in args.iter().enumerate() {
+        if arg == "--" {
+            break;
+        }
+        let value = match arg.strip_prefix("--format") {
+            Some("") => args.get(i + 1).map(String::as_str),
+            Some(rest) => rest.strip_prefix('='),
+            None => None,
+        };
+        if let Some(format) = value.and_then(|v| Format::from_str(v, false).ok()) {
+            found = Some(format);
+        }
+    }
+    found
+}
+
 /// An Args struct with every field at its clap default, so each default is
 /// stated once, in its `#[arg(...)]`; library callers and tests use
 /// `..Args::default()`.
@@ -139,6 +168,26 @@ mod tests {
     use crate::commands::{
         benchmark, create_indexes, demo, drop_indexes, pool_status, seed, verify,
     };
+
+    #[test]
+    fn the_format_is_found_in_arguments_clap_refuses() {
+        use super::format_in_args;
+        use crate::report::Format;
+        let find = |line: &str| format_in_args(line.split_whitespace());
+        assert_eq!(
+            find("o2o-db --format json verify --bogus"),
+            Some(Format::Json)
+        );
+        assert_eq!(
+            find("o2o-db verify --format=json --max-ms x"),
+            Some(Format::Json)
+        );
+        assert_eq!(find("o2o-db --format csv benchmark"), Some(Format::Csv));
+        assert_eq!(find("o2o-db verify --max-ms x"), None);
+        assert_eq!(find("o2o-db --format"), None);
+        assert_eq!(find("o2o-db --formats json"), None);
+        assert_eq!(find("o2o-db demo -- --format json"), None);
+    }
 
     #[test]
     fn every_args_default_is_its_clap_default() {

@@ -293,3 +293,50 @@ fn index_file_names_are_checked_as_postgres_reads_them() {
         .collect();
     assert_eq!(statuses, ["created", "created"], "{v}");
 }
+
+/// Item 16: with --format json, a command that cannot run still prints one
+/// JSON document on stdout, the error with its exit code, redacted as stderr is.
+#[test]
+fn json_output_says_why_the_command_could_not_run() {
+    let url = "postgres://dba:s3cr3t-pw@127.0.0.1:1/o2o";
+    let cases: [&[&str]; 3] = [
+        // The server is unreachable.
+        &["--database-url", url, "--format", "json", "verify"],
+        // The arguments are refused before anything runs.
+        &[
+            "--database-url",
+            url,
+            "benchmark",
+            "--format=json",
+            "--duration",
+            "0s",
+        ],
+        // The format itself is not available for the command.
+        &["--database-url", url, "--format", "json", "demo"],
+    ];
+    for args in cases {
+        let out = support::bare_cmd().args(args).output().unwrap();
+        let (stdout, stderr) = (support::stdout(&out), support::stderr(&out));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!("{args:?}: stdout is not one JSON document ({e}): {stdout:?}")
+        });
+        let message = doc["error"]["message"].as_str().unwrap_or_default();
+        assert_eq!(doc["error"]["exit_code"], 2, "{doc}");
+        assert!(
+            !message.is_empty() && stderr.contains(message),
+            "{args:?}: {doc} vs {stderr}"
+        );
+        assert!(
+            !stdout.contains("s3cr3t") && !stderr.contains("s3cr3t"),
+            "{stdout}{stderr}"
+        );
+    }
+    // Other formats keep stdout for reports only.
+    let out = support::bare_cmd()
+        .args(["--database-url", url, "verify"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "{}", support::stdout(&out));
+}
