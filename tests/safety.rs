@@ -340,3 +340,34 @@ fn json_output_says_why_the_command_could_not_run() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty(), "{}", support::stdout(&out));
 }
+
+/// Item 18: the statistics seed leaves are the ones verify reads: straight
+/// after a seed (small and large, fresh table and --truncate), verify's
+/// statistics check passes with nothing modified since ANALYZE.
+#[test]
+fn verify_straight_after_seed_accepts_its_statistics() {
+    let db = TestDb::empty("seed_then_verify");
+    for args in [
+        &["seed", "--create-schema", "--orders", "500"][..],
+        &["seed", "--truncate", "--orders", "20000"][..],
+    ] {
+        let out = db.cmd().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+        let out = db
+            .cmd()
+            .args(["--format", "json", "verify", "--only", "statistics"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let check = &v["checks"][0];
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {v}");
+        assert_eq!(check["status"], "pass", "{args:?}: {check}");
+        assert!(
+            check["detail"]
+                .as_str()
+                .unwrap()
+                .contains(" 0 modified since"),
+            "{args:?}: {check}"
+        );
+    }
+}
