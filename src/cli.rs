@@ -139,16 +139,21 @@ where
 /// stated once, in its `#[arg(...)]`; library callers and tests use
 /// `..Args::default()`.
 pub fn clap_defaults<T: clap::Args + clap::FromArgMatches>() -> T {
-    let command = T::augment_args(clap::Command::new("defaults").no_binary_name(true));
-    let parsed = command
-        .try_get_matches_from(std::iter::empty::<&str>())
-        .and_then(|m| T::from_arg_matches(&m));
-    match parsed {
+    match parse_args(&[]) {
         Ok(args) => args,
         // Only a programming error gets here (a required argument without a
         // default); no user input reaches it.
         Err(e) => panic!("internal: an Args struct has no complete defaults: {e}"),
     }
+}
+
+/// An Args struct from a subcommand's arguments (without the subcommand's
+/// name), as the command line would give it: the demo runs the commands it prints.
+pub fn parse_args<T: clap::Args + clap::FromArgMatches>(args: &[&str]) -> Result<T, clap::Error> {
+    let command = T::augment_args(clap::Command::new("o2o-db").no_binary_name(true));
+    command
+        .try_get_matches_from(args)
+        .and_then(|m| T::from_arg_matches(&m))
 }
 
 /// `impl Default` for an Args struct, from its clap defaults.
