@@ -371,3 +371,53 @@ fn verify_straight_after_seed_accepts_its_statistics() {
         );
     }
 }
+
+/// Item 10a: a threshold gate over zero runs does not pass. `--duration 1ns`
+/// ends before the first run: each query is reported not measured, exit 1.
+#[test]
+fn a_benchmark_that_measured_nothing_is_not_green() {
+    let db = TestDb::seeded("bench_nothing", ORDERS);
+    let base = [
+        "benchmark",
+        "--only",
+        "by_store,latest_orders",
+        "--duration",
+        "1ns",
+    ];
+    for clients in ["1", "2"] {
+        let out = db
+            .cmd()
+            .args(base)
+            .args(["--clients", clients, "--format", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for q in v["queries"].as_array().unwrap() {
+            assert_eq!(
+                (q["iterations"].as_u64(), q["errors"].as_u64()),
+                (Some(0), Some(0)),
+                "{q}"
+            );
+            assert_eq!(q["not_measured"], true, "{q}");
+        }
+    }
+    let out = db.cmd().args(base).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = support::stdout(&out);
+    assert!(
+        text.contains(
+            "not measured (no successful timed run, so nothing to judge): by_store, latest_orders"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("every query under it"), "{text}");
+    // Measured queries are judged as before.
+    let out = db
+        .cmd()
+        .args(["benchmark", "--only", "by_store", "--iterations", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    assert!(support::stdout(&out).contains("every query under it"));
+}

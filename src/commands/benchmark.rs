@@ -177,6 +177,10 @@ pub struct QueryFigures {
     pub baseline_change_percent: Option<f64>,
     /// p95 above max_p95_ms.
     pub over_max_p95: bool,
+    /// No timed run succeeded (a --duration shorter than one run, or every run
+    /// failed): there is nothing to hold against the p95 limit or the
+    /// baseline, and a gate over nothing must not pass.
+    pub not_measured: bool,
     /// Median more than slower_percent (and at least 0.1 ms) above the baseline's.
     pub slower_than_baseline: bool,
     /// The message of the last failed run.
@@ -190,7 +194,10 @@ pub struct QueryFigures {
 impl QueryFigures {
     /// Whether this query makes the run's outcome Findings.
     pub fn flagged(&self) -> bool {
-        self.over_max_p95 || self.slower_than_baseline || self.figures.errors > 0
+        self.over_max_p95
+            || self.slower_than_baseline
+            || self.not_measured
+            || self.figures.errors > 0
     }
 }
 
@@ -452,6 +459,7 @@ fn figures(
     QueryFigures {
         name: job.name.clone(),
         over_max_p95: f.p95_ms > max_p95_ms,
+        not_measured: f.iterations == 0,
         qps: round(qps, 1),
         seqscan_p50_ms: seqscan_p50,
         speedup: seqscan_p50.map(|v| round(v / f.p50_ms, 2)),

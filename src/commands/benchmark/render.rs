@@ -110,8 +110,25 @@ pub fn table(r: &BenchmarkReport, w: &mut dyn Write) -> Result<()> {
     )?;
 
     let over: Vec<&str> = names(r, |q| q.over_max_p95);
+    let unmeasured = names(r, |q| q.not_measured);
+    if !unmeasured.is_empty() {
+        writeln!(
+            w,
+            "not measured (no successful timed run, so nothing to judge): {}",
+            unmeasured.join(", ")
+        )?;
+    }
     if over.is_empty() {
-        writeln!(w, "p95 limit {} ms: every query under it", ms(m.max_p95_ms))?;
+        let every = if unmeasured.is_empty() {
+            "every"
+        } else {
+            "every measured"
+        };
+        writeln!(
+            w,
+            "p95 limit {} ms: {every} query under it",
+            ms(m.max_p95_ms)
+        )?;
     } else {
         writeln!(
             w,
@@ -198,6 +215,7 @@ const CSV_COLUMNS: &[&str] = &[
     "baseline_change_percent",
     "over_max_p95",
     "slower_than_baseline",
+    "not_measured",
     "last_error",
     "params",
 ];
@@ -254,6 +272,9 @@ fn status(q: &QueryFigures) -> String {
     }
     if q.slower_than_baseline {
         s.push("slower than baseline".to_string());
+    }
+    if q.not_measured {
+        s.push("not measured".to_string());
     }
     if q.figures.errors > 0 {
         s.push(count(q.figures.errors as usize, "error", "errors"));
