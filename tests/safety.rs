@@ -421,3 +421,63 @@ fn a_benchmark_that_measured_nothing_is_not_green() {
     assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
     assert!(support::stdout(&out).contains("every query under it"));
 }
+
+/// Item 10b: one torn last line in the history (a crash or a full disk
+/// mid-write) is skipped and reported with its file and line; the run is
+/// compared with the last complete one and appended on a line of its own.
+#[test]
+fn a_torn_history_line_is_skipped_and_the_nightly_job_goes_on() {
+    let db = TestDb::seeded("bench_torn_history", ORDERS);
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("bench.jsonl");
+    let h = history.to_str().unwrap();
+    let night = || {
+        db.cmd()
+            .args(["--format", "json", "benchmark", "--only", "by_store"])
+            .args(["--iterations", "3", "--history", h, "--baseline", h])
+            // Only the file is on trial here, not the timings.
+            .args(["--slower-percent", "100000"])
+            .output()
+            .unwrap()
+    };
+    let first = night();
+    assert_eq!(first.status.code(), Some(0), "{}", support::stderr(&first));
+    // The second night dies mid-write: half a record, no newline.
+    let text = std::fs::read_to_string(&history).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&history)
+        .unwrap();
+    f.write_all(&text.as_bytes()[..text.len() / 2]).unwrap();
+    drop(f);
+
+    for (nth, want_lines) in [(3, 3), (4, 4)] {
+        let out = night();
+        let err = support::stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "night {nth}: {err}");
+        assert!(
+            err.contains(&format!("{h}:2: skipped a damaged history line")),
+            "night {nth}: {err}"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let damaged = v["meta"]["damaged_history_lines"].as_array().unwrap();
+        assert_eq!(damaged.len(), 1, "{v}");
+        assert_eq!(
+            (damaged[0]["file"].as_str(), damaged[0]["line"].as_u64()),
+            (Some(h), Some(2))
+        );
+        assert!(
+            v["meta"]["baseline"]["started_at"].is_string(),
+            "compared: {v}"
+        );
+        let lines: Vec<String> = std::fs::read_to_string(&history)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(lines.len(), want_lines, "{lines:?}");
+        let last: serde_json::Value = serde_json::from_str(&lines[want_lines - 1])
+            .unwrap_or_else(|e| panic!("night {nth} was not appended on a line of its own: {e}"));
+        assert_eq!(last["queries"][0]["name"], "by_store");
+    }
+}

@@ -20,7 +20,7 @@ use crate::seed_data::Rng;
 use crate::sqlfiles::{QuerySpec, QuerySuite};
 use crate::stop::Stop;
 use anyhow::{bail, Result};
-use history::{History, PastRun};
+use history::{DamagedLine, History, PastRun};
 use runner::{Job, Measured, Plan, RunSettings, Scans};
 use serde::Serialize;
 use stats::{round, Figures};
@@ -129,6 +129,10 @@ pub struct Meta {
     pub pool: Option<PoolMeta>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineMeta>,
+    /// Lines of the --history or --baseline file that are not runs (torn by a
+    /// crash or a full disk mid-write): skipped, not an error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub damaged_history_lines: Vec<DamagedLine>,
     /// Stopped by Ctrl-C: the queries measured so far are reported.
     pub interrupted: bool,
 }
@@ -263,8 +267,14 @@ pub fn run_with(config: &Config, args: &BenchmarkArgs, stop: &Stop) -> Result<Be
     let specs = suite.select(&args.only)?;
     // Read the baseline and open the history before measuring: a bad path fails now,
     // and with one file for both, the run is compared with the one before it.
+    // Damaged lines (a run torn by a crash or a full disk) are skipped and reported.
+    let mut damaged = Vec::new();
     let baseline = match &args.baseline {
-        Some(path) => history::last_run(path)?.map(|run| (path, run)),
+        Some(path) => {
+            let scan = history::scan(path)?;
+            damaged.extend(scan.damaged);
+            scan.last.map(|run| (path, run))
+        }
         None => None,
     };
     if let (Some(path), None) = (&args.baseline, &baseline) {
@@ -273,7 +283,18 @@ pub fn run_with(config: &Config, args: &BenchmarkArgs, stop: &Stop) -> Result<Be
             path.display()
         ));
     }
-    let mut history = args.history.as_deref().map(History::open).transpose()?;
+    let mut history = match &args.history {
+        Some(path) => {
+            if args.baseline.as_ref() != Some(path) {
+                damaged.extend(history::scan(path)?.damaged);
+            }
+            Some(History::open(path)?)
+        }
+        None => None,
+    };
+    for line in &damaged {
+        eprintln!("o2o-db: warning: {line}");
+    }
 
     let setup = setup(
         config,
@@ -349,6 +370,7 @@ pub fn run_with(config: &Config, args: &BenchmarkArgs, stop: &Stop) -> Result<Be
             elapsed_s: round(run_started.elapsed().as_secs_f64(), 3),
             pool,
             baseline,
+            damaged_history_lines: damaged,
             interrupted,
         },
         queries,

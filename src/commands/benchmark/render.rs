@@ -187,6 +187,9 @@ pub fn table(r: &BenchmarkReport, w: &mut dyn Write) -> Result<()> {
             p.checkouts.timeouts
         )?;
     }
+    for line in &m.damaged_history_lines {
+        writeln!(w, "history: {line}")?;
+    }
     if m.interrupted {
         writeln!(w, "interrupted: only the runs made before Ctrl-C are shown")?;
     }
