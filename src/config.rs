@@ -150,6 +150,7 @@ pub struct VerifySection {
     pub session_age: Option<HumanDuration>,
     pub modified_percent: Option<Percent>,
     pub runs: Option<NonZeroU32>,
+    pub statement_timeout: Option<HumanDuration>,
 }
 
 // ---------------------------------------------------------- the resolved config
@@ -223,6 +224,9 @@ pub struct VerifySettings {
     pub modified_percent: f64,
     /// Runs per query for the speed check's median.
     pub runs: u32,
+    /// The bound on each of the speed check's timed runs; None: a multiple of
+    /// its threshold (commands::verify::speed_timeout).
+    pub statement_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -431,6 +435,7 @@ fn build(file: FileConfig, source: Option<PathBuf>, conn: ConnInfo) -> Config {
                 .unwrap_or(Duration::from_secs(300)),
             modified_percent: file.verify.modified_percent.map(|p| p.0).unwrap_or(10.0),
             runs: file.verify.runs.map(NonZeroU32::get).unwrap_or(5),
+            statement_timeout: file.verify.statement_timeout.map(|d| d.0),
         },
         source,
     }

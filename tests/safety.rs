@@ -481,3 +481,79 @@ fn a_torn_history_line_is_skipped_and_the_nightly_job_goes_on() {
         assert_eq!(last["queries"][0]["name"], "by_store");
     }
 }
+
+/// Item 10c: verify's speed check bounds each timed run. A query slower than
+/// the statement timeout (default 10x the threshold, at least 1 s; flag and
+/// [verify] statement_timeout) is cancelled once and FAILs as slow, naming
+/// the timeout; it is not run five times, nor reported as an error.
+#[test]
+fn the_speed_check_cancels_a_run_at_its_statement_timeout() {
+    let db = TestDb::seeded("speed_timeout", ORDERS);
+    let suite = sql_file("-- name: quick\nSELECT 1;\n\n-- name: sleepy\nSELECT pg_sleep(2);\n");
+    let path = suite.path().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("o2o-db.toml");
+    std::fs::write(&cfg, "[verify]\nstatement_timeout = \"400ms\"\n").unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let base = [
+        "verify",
+        "--only",
+        "speed",
+        "--max-ms",
+        "20",
+        "--queries",
+        path,
+    ];
+    for (extra, timeout_ms) in [
+        (&[][..], 1000),
+        (&["--statement-timeout", "300ms"][..], 300),
+        (&["--config", cfg][..], 400),
+    ] {
+        let started = std::time::Instant::now();
+        let out = db
+            .cmd()
+            .args(["--format", "json"])
+            .args(base)
+            .args(extra)
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{extra:?}: {}",
+            support::stderr(&out)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let check = &v["checks"][0];
+        assert_eq!(check["status"], "fail", "{check}");
+        let detail = check["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!(
+                "sleepy: exceeded the statement timeout of {timeout_ms} ms"
+            )),
+            "{extra:?}: {detail}"
+        );
+        assert!(!detail.contains("could not check"), "{detail}");
+        assert!(detail.contains("1 of 2 queries"), "{detail}");
+        // One cancelled run, not five 2-second ones.
+        assert!(
+            took < std::time::Duration::from_secs(6),
+            "{extra:?} took {took:?}"
+        );
+    }
+    // A bound the threshold could not pass under is refused before any run.
+    let out = db
+        .cmd()
+        .args(base)
+        .args(["--statement-timeout", "10ms"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        support::stderr(&out)
+            .contains("--statement-timeout 10ms must be longer than the speed threshold of 20 ms"),
+        "{}",
+        support::stderr(&out)
+    );
+}

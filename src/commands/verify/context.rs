@@ -13,7 +13,7 @@ use crate::sqlfiles::{IndexSet, QuerySpec, QuerySuite};
 use anyhow::{anyhow, Result};
 use postgres::Client;
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Checks that read the managed index set (its table is the one they look at).
 const USE_INDEX_SET: [&str; 5] = ["schema", "indexes", "planner", "statistics", "redundancy"];
@@ -38,6 +38,8 @@ pub struct Ctx<'a> {
     pub config: &'a Config,
     /// The speed check's threshold: --max-ms, else [alert] query_ms.
     pub max_ms: f64,
+    /// The bound on each of the speed check's timed runs (see verify::speed_timeout).
+    pub statement_timeout: Duration,
     client: Option<Client>,
     /// How long opening `client` took.
     pub connect_ms: f64,
@@ -63,6 +65,9 @@ impl<'a> Ctx<'a> {
         let suite = wants(&USE_SUITE)
             .then(|| QuerySuite::load(args.queries.as_deref().or(config.benchmark.file.as_deref())))
             .transpose()?;
+        let max_ms = args.max_ms.unwrap_or(config.alert.query_ms);
+        let statement_timeout =
+            super::speed_timeout(args.statement_timeout.map(|d| d.0), config, max_ms)?;
         let started = Instant::now();
         let client = if needs_server {
             Some(db::connect(&config.conn)?)
@@ -71,7 +76,8 @@ impl<'a> Ctx<'a> {
         };
         Ok(Ctx {
             config,
-            max_ms: args.max_ms.unwrap_or(config.alert.query_ms),
+            max_ms,
+            statement_timeout,
             client,
             connect_ms: started.elapsed().as_secs_f64() * 1000.0,
             index_set,
