@@ -1,6 +1,6 @@
-// The command line: global options shared by every subcommand, and one Args
-// struct per subcommand (defined beside its code in src/commands/).
-// Doc comments here are the --help text.
+//! The command line: global options shared by every subcommand, and one Args
+//! struct per subcommand (defined beside its code in src/commands/).
+//! Doc comments here are the --help text.
 
 use crate::commands;
 use crate::config::Overrides;
@@ -107,20 +107,54 @@ pub enum Command {
     Man,
 }
 
+/// The --format an argument list asks for, read without parsing the rest: for
+/// reporting an argument error in that format when clap refuses the list.
+pub fn format_in_args<I, T>(args: I) -> Option<Format>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString>,
+{
+    use clap::ValueEnum;
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| a.into().to_string_lossy().into_owned())
+        .collect();
+    let mut found = None;
+    for (i, arg) in args.iter().enumerate() {
+        if arg == "--" {
+            break;
+        }
+        let value = match arg.strip_prefix("--format") {
+            Some("") => args.get(i + 1).map(String::as_str),
+            Some(rest) => rest.strip_prefix('='),
+            None => None,
+        };
+        if let Some(format) = value.and_then(|v| Format::from_str(v, false).ok()) {
+            found = Some(format);
+        }
+    }
+    found
+}
+
 /// An Args struct with every field at its clap default, so each default is
 /// stated once, in its `#[arg(...)]`; library callers and tests use
 /// `..Args::default()`.
 pub fn clap_defaults<T: clap::Args + clap::FromArgMatches>() -> T {
-    let command = T::augment_args(clap::Command::new("defaults").no_binary_name(true));
-    let parsed = command
-        .try_get_matches_from(std::iter::empty::<&str>())
-        .and_then(|m| T::from_arg_matches(&m));
-    match parsed {
+    match parse_args(&[]) {
         Ok(args) => args,
         // Only a programming error gets here (a required argument without a
         // default); no user input reaches it.
         Err(e) => panic!("internal: an Args struct has no complete defaults: {e}"),
     }
+}
+
+/// An Args struct from a subcommand's arguments (without the subcommand's
+/// name), as the command line would give it: the demo runs the commands it prints.
+pub fn parse_args<T: clap::Args + clap::FromArgMatches>(args: &[&str]) -> Result<T, clap::Error> {
+    let command = T::augment_args(clap::Command::new("o2o-db").no_binary_name(true));
+    command
+        .try_get_matches_from(args)
+        .and_then(|m| T::from_arg_matches(&m))
 }
 
 /// `impl Default` for an Args struct, from its clap defaults.
@@ -140,6 +174,26 @@ mod tests {
     use crate::commands::{
         benchmark, create_indexes, demo, drop_indexes, pool_status, seed, verify,
     };
+
+    #[test]
+    fn the_format_is_found_in_arguments_clap_refuses() {
+        use super::format_in_args;
+        use crate::report::Format;
+        let find = |line: &str| format_in_args(line.split_whitespace());
+        assert_eq!(
+            find("o2o-db --format json verify --bogus"),
+            Some(Format::Json)
+        );
+        assert_eq!(
+            find("o2o-db verify --format=json --max-ms x"),
+            Some(Format::Json)
+        );
+        assert_eq!(find("o2o-db --format csv benchmark"), Some(Format::Csv));
+        assert_eq!(find("o2o-db verify --max-ms x"), None);
+        assert_eq!(find("o2o-db --format"), None);
+        assert_eq!(find("o2o-db --formats json"), None);
+        assert_eq!(find("o2o-db demo -- --format json"), None);
+    }
 
     #[test]
     fn every_args_default_is_its_clap_default() {

@@ -4,21 +4,37 @@
 //!
 //! The binary is a thin wrapper around [`run`]; services use [`db::Pool`],
 //! [`db::with_session`] and [`db::with_readonly_session`] directly.
+//!
+//! The stable surface is [`config`], [`conninfo`], [`db`], [`stop`] and the
+//! report types of [`commands`]. The modules marked "the tool's own" are the
+//! CLI's internals, public so the binary, tests and benches can reach them,
+//! and may change in any release (as sqlx-cli treats its own).
 
-pub mod catalog;
-pub mod cli;
-pub mod commands;
 pub mod config;
 pub mod conninfo;
 pub mod db;
-pub mod ddl;
-pub mod ident;
-pub mod params;
-pub mod pg_sandbox;
-pub mod report;
-pub mod seed_data;
-pub mod sqlfiles;
 pub mod stop;
+
+/// The tool's own: the pg_catalog readers behind create-indexes and verify.
+pub mod catalog;
+/// The tool's own: the command line.
+pub mod cli;
+/// The tool's own: one module per subcommand (their report types are stable).
+pub mod commands;
+/// The tool's own: the index DDL engine.
+pub mod ddl;
+/// The tool's own: SQL identifier quoting.
+pub mod ident;
+/// The tool's own: suite parameters drawn from the data.
+pub mod params;
+/// The tool's own: a throwaway PostgreSQL for tests, benches and the demo.
+pub mod pg_sandbox;
+/// The tool's own: formats, outcomes and progress.
+pub mod report;
+/// The tool's own: synthetic orders.
+pub mod seed_data;
+/// The tool's own: the index set and the query suite, parsed without a database.
+pub mod sqlfiles;
 mod text_file;
 
 pub use db::pool_status;

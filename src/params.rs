@@ -1,10 +1,10 @@
-// Parameters for the suite's queries, drawn from the data itself.
-//
-// A query's `-- params:` SELECT returns candidate rows; a seeded generator
-// picks one per execution, so runs are reproducible and no store name or
-// date is hard-coded. Values travel in the server's binary format untouched
-// (a column of type date is bound as a date), so any type works without
-// conversion code, and every value is a bound parameter, never spliced into SQL.
+//! Parameters for the suite's queries, drawn from the data itself.
+//!
+//! A query's `-- params:` SELECT returns candidate rows; a seeded generator
+//! picks one per execution, so runs are reproducible and no store name or
+//! date is hard-coded. Values travel in the server's binary format untouched
+//! (a column of type date is bound as a date), so any type works without
+//! conversion code, and every value is a bound parameter, never spliced into SQL.
 
 use crate::db::describe_pg_error;
 use crate::db::PgContext;

@@ -1,11 +1,11 @@
-// A throwaway PostgreSQL server in a temporary directory.
-//
-// Tests, the demo and the benches need a real server they own: initdb into a
-// temp dir, start it on a Unix socket there and a free loopback port, and
-// stop and delete it afterwards. initdb and postgres refuse to run as root,
-// so as root the directory is handed to the `postgres` OS user and the
-// binaries run through runuser. A watchdog process stops the server if this
-// process dies without running Drop (a killed test binary, a static sandbox).
+//! A throwaway PostgreSQL server in a temporary directory.
+//!
+//! Tests, the demo and the benches need a real server they own: initdb into a
+//! temp dir, start it on a Unix socket there and a free loopback port, and
+//! stop and delete it afterwards. initdb and postgres refuse to run as root,
+//! so as root the directory is handed to the `postgres` OS user and the
+//! binaries run through runuser. A watchdog process stops the server if this
+//! process dies without running Drop (a killed test binary, a static sandbox).
 
 use crate::conninfo::ConnInfo;
 use anyhow::{bail, Context, Result};

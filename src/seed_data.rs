@@ -1,9 +1,9 @@
-// Synthetic O2O orders: a deterministic generator with the dashboard's shape.
-//
-// Pure data, no database: the seed command streams these rows through binary
-// COPY, and tests check their distributions without a server. The skew is
-// what makes index choices realistic: a few channels and products carry most
-// orders, lunch and dinner dominate, stores differ in size.
+//! Synthetic O2O orders: a deterministic generator with the dashboard's shape.
+//!
+//! Pure data, no database: the seed command streams these rows through binary
+//! COPY, and tests check their distributions without a server. The skew is
+//! what makes index choices realistic: a few channels and products carry most
+//! orders, lunch and dinner dominate, stores differ in size.
 
 /// The report's data set: 93,728 orders across 4 stores.
 pub const DEFAULT_ORDERS: u64 = 93_728;

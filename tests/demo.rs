@@ -33,6 +33,31 @@ fn demo_runs_the_story_and_cleans_up() {
     for (i, h) in headings.iter().enumerate() {
         assert!(h.starts_with(&format!("== {}. ", i + 1)), "{h}");
     }
+    // Under each heading, the command a user would run for that step.
+    let lines: Vec<&str> = text.lines().collect();
+    let commands: Vec<&str> = lines
+        .windows(2)
+        .filter(|w| w[0].starts_with("== "))
+        .map(|w| w[1])
+        .skip(1)
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "$ o2o-db seed --create-schema --orders 20000 --stores 3",
+            "$ o2o-db benchmark",
+            "$ o2o-db create-indexes",
+            "$ o2o-db verify",
+            "$ o2o-db benchmark --compare-seqscan",
+            "$ o2o-db pool-status",
+        ],
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("$ export O2O_DB_URL='postgres://")),
+        "{text}"
+    );
     assert!(
         text.contains("seeded 20000 orders across 3 stores"),
         "{text}"
@@ -50,6 +75,7 @@ fn demo_runs_the_story_and_cleans_up() {
     // The server is gone: its directory was deleted and nothing listens on its socket.
     let dir = text
         .lines()
+        .filter(|l| l.starts_with("listening on "))
         .find_map(|l| l.split("host=").nth(1))
         .map(|sock| {
             std::path::PathBuf::from(sock.trim())
@@ -74,9 +100,17 @@ fn demo_keep_leaves_a_server_and_says_how_to_stop_it() {
         .find_map(|l| l.strip_prefix("stop: "))
         .expect("stop line")
         .to_string();
-    // The kept server answers the other subcommands.
+    // The kept server answers the other subcommands, through the URL the demo
+    // told the user to export.
+    let exported = text
+        .lines()
+        .find_map(|l| l.strip_prefix("$ export O2O_DB_URL='"))
+        .and_then(|l| l.split_once('\'').map(|(u, _)| u.to_string()))
+        .expect("export line");
+    assert_eq!(exported, url);
     let verify = support::bare_cmd()
-        .args(["--database-url", &url, "verify", "--only", "indexes"])
+        .env("O2O_DB_URL", &exported)
+        .args(["verify", "--only", "indexes"])
         .output()
         .unwrap();
     assert_eq!(

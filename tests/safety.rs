@@ -1,5 +1,6 @@
-//! Regression tests for the data-integrity cases of the safety issue: no
-//! command damages data, whatever format, suite or index file it is given.
+//! Regression tests for the safety issue (#12): no command damages data,
+//! whatever format, suite or index file it is given, and no verdict is given
+//! on something that was not measured or not read as PostgreSQL reads it.
 
 use crate::support::{self, TestDb};
 use std::io::Write;
@@ -481,6 +482,16 @@ fn a_restricted_view_of_sessions_is_a_warning_not_a_pass() {
         text.contains(&format!("GRANT pg_read_all_stats TO \"{role}\";")),
         "{text}"
     );
+    let out = support::bare_cmd()
+        .args(["--database-url", &url, "pool-status"])
+        .output()
+        .unwrap();
+    let text = support::stdout(&out);
+    assert!(
+        text.contains(&format!("role {role} sees only its own sessions' state"))
+            && text.contains("GRANT pg_read_all_stats TO"),
+        "pool-status says so too: {text}"
+    );
     db.client()
         .batch_execute(&format!("GRANT pg_read_all_stats TO {role}"))
         .unwrap();
@@ -558,4 +569,371 @@ fn an_access_exclusive_holder_is_named() {
     );
     assert!(named(&text), "{text}");
     holder.batch_execute("ROLLBACK").unwrap();
+}
+
+/// Index file messages (item 17): a name PostgreSQL would truncate is refused
+/// with the file and line before anything is built; a byte-order mark and
+/// `orders` beside `public.orders` are accepted as the one table they are.
+#[test]
+fn index_file_names_are_checked_as_postgres_reads_them() {
+    let db = TestDb::seeded("index_file_names", ORDERS);
+    let long = format!("idx_orders_{}", "x".repeat(60));
+    let file = sql_file(&format!(
+        "CREATE INDEX idx_orders_a ON orders (store_name);\n\nCREATE INDEX {long} ON orders (date);\n"
+    ));
+    let path = file.path().to_str().unwrap();
+    for command in ["create-indexes", "verify"] {
+        let out = db
+            .cmd()
+            .args([command, "--indexes", path])
+            .output()
+            .unwrap();
+        let err = support::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{command}: {err}");
+        assert!(
+            err.contains(&format!("{path}:3: index name `{long}` is 71 bytes")),
+            "{command}: {err}"
+        );
+    }
+    assert_eq!(managed_indexes(&db), 0, "built before refusing");
+
+    let file = sql_file(
+        "\u{feff}CREATE INDEX idx_orders_a ON orders (store_name);\nCREATE INDEX idx_orders_b ON public.orders (date);\n",
+    );
+    let out = db
+        .cmd()
+        .args(["--format", "json", "create-indexes", "--indexes"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let statuses: Vec<&str> = v["indexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["created", "created"], "{v}");
+}
+
+/// Item 16: with --format json, a command that cannot run still prints one
+/// JSON document on stdout, the error with its exit code, redacted as stderr is.
+#[test]
+fn json_output_says_why_the_command_could_not_run() {
+    let url = "postgres://dba:s3cr3t-pw@127.0.0.1:1/o2o";
+    let cases: [&[&str]; 3] = [
+        // The server is unreachable.
+        &["--database-url", url, "--format", "json", "verify"],
+        // The arguments are refused before anything runs.
+        &[
+            "--database-url",
+            url,
+            "benchmark",
+            "--format=json",
+            "--duration",
+            "0s",
+        ],
+        // The format itself is not available for the command.
+        &["--database-url", url, "--format", "json", "demo"],
+    ];
+    for args in cases {
+        let out = support::bare_cmd().args(args).output().unwrap();
+        let (stdout, stderr) = (support::stdout(&out), support::stderr(&out));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!("{args:?}: stdout is not one JSON document ({e}): {stdout:?}")
+        });
+        let message = doc["error"]["message"].as_str().unwrap_or_default();
+        assert_eq!(doc["error"]["exit_code"], 2, "{doc}");
+        assert!(
+            !message.is_empty() && stderr.contains(message),
+            "{args:?}: {doc} vs {stderr}"
+        );
+        assert!(
+            !stdout.contains("s3cr3t") && !stderr.contains("s3cr3t"),
+            "{stdout}{stderr}"
+        );
+    }
+    // Other formats keep stdout for reports only.
+    let out = support::bare_cmd()
+        .args(["--database-url", url, "verify"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "{}", support::stdout(&out));
+}
+
+/// Item 18: the statistics seed leaves are the ones verify reads: straight
+/// after a seed (small and large, fresh table and --truncate), verify's
+/// statistics check passes with nothing modified since ANALYZE.
+#[test]
+fn verify_straight_after_seed_accepts_its_statistics() {
+    let db = TestDb::empty("seed_then_verify");
+    for args in [
+        &["seed", "--create-schema", "--orders", "500"][..],
+        &["seed", "--truncate", "--orders", "20000"][..],
+    ] {
+        let out = db.cmd().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+        let out = db
+            .cmd()
+            .args(["--format", "json", "verify", "--only", "statistics"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let check = &v["checks"][0];
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {v}");
+        assert_eq!(check["status"], "pass", "{args:?}: {check}");
+        assert!(
+            check["detail"]
+                .as_str()
+                .unwrap()
+                .contains(" 0 modified since"),
+            "{args:?}: {check}"
+        );
+    }
+}
+
+/// Item 10a: a threshold gate over zero runs does not pass. `--duration 1ns`
+/// ends before the first run: each query is reported not measured, exit 1.
+#[test]
+fn a_benchmark_that_measured_nothing_is_not_green() {
+    let db = TestDb::seeded("bench_nothing", ORDERS);
+    let base = [
+        "benchmark",
+        "--only",
+        "by_store,latest_orders",
+        "--duration",
+        "1ns",
+    ];
+    for clients in ["1", "2"] {
+        let out = db
+            .cmd()
+            .args(base)
+            .args(["--clients", clients, "--format", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for q in v["queries"].as_array().unwrap() {
+            assert_eq!(
+                (q["iterations"].as_u64(), q["errors"].as_u64()),
+                (Some(0), Some(0)),
+                "{q}"
+            );
+            assert_eq!(q["not_measured"], true, "{q}");
+        }
+    }
+    let out = db.cmd().args(base).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = support::stdout(&out);
+    assert!(
+        text.contains(
+            "not measured (no successful timed run, so nothing to judge): by_store, latest_orders"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("every query under it"), "{text}");
+    // Measured queries are judged as before.
+    let out = db
+        .cmd()
+        .args(["benchmark", "--only", "by_store", "--iterations", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    assert!(support::stdout(&out).contains("every query under it"));
+}
+
+/// Item 10b: one torn last line in the history (a crash or a full disk
+/// mid-write) is skipped and reported with its file and line; the run is
+/// compared with the last complete one and appended on a line of its own.
+#[test]
+fn a_torn_history_line_is_skipped_and_the_nightly_job_goes_on() {
+    let db = TestDb::seeded("bench_torn_history", ORDERS);
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("bench.jsonl");
+    let h = history.to_str().unwrap();
+    let night = || {
+        db.cmd()
+            .args(["--format", "json", "benchmark", "--only", "by_store"])
+            .args(["--iterations", "3", "--history", h, "--baseline", h])
+            // Only the file is on trial here, not the timings.
+            .args(["--slower-percent", "100000"])
+            .output()
+            .unwrap()
+    };
+    let first = night();
+    assert_eq!(first.status.code(), Some(0), "{}", support::stderr(&first));
+    // The second night dies mid-write: half a record, no newline.
+    let text = std::fs::read_to_string(&history).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&history)
+        .unwrap();
+    f.write_all(&text.as_bytes()[..text.len() / 2]).unwrap();
+    drop(f);
+
+    for (nth, want_lines) in [(3, 3), (4, 4)] {
+        let out = night();
+        let err = support::stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "night {nth}: {err}");
+        assert!(
+            err.contains(&format!("{h}:2: skipped a damaged history line")),
+            "night {nth}: {err}"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let damaged = v["meta"]["damaged_history_lines"].as_array().unwrap();
+        assert_eq!(damaged.len(), 1, "{v}");
+        assert_eq!(
+            (damaged[0]["file"].as_str(), damaged[0]["line"].as_u64()),
+            (Some(h), Some(2))
+        );
+        assert!(
+            v["meta"]["baseline"]["started_at"].is_string(),
+            "compared: {v}"
+        );
+        let lines: Vec<String> = std::fs::read_to_string(&history)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(lines.len(), want_lines, "{lines:?}");
+        let last: serde_json::Value = serde_json::from_str(&lines[want_lines - 1])
+            .unwrap_or_else(|e| panic!("night {nth} was not appended on a line of its own: {e}"));
+        assert_eq!(last["queries"][0]["name"], "by_store");
+    }
+}
+
+/// Item 10c: verify's speed check bounds each timed run. A query slower than
+/// the statement timeout (default 10x the threshold, at least 1 s; flag and
+/// [verify] statement_timeout) is cancelled once and FAILs as slow, naming
+/// the timeout; it is not run five times, nor reported as an error.
+#[test]
+fn the_speed_check_cancels_a_run_at_its_statement_timeout() {
+    let db = TestDb::seeded("speed_timeout", ORDERS);
+    let suite = sql_file("-- name: quick\nSELECT 1;\n\n-- name: sleepy\nSELECT pg_sleep(2);\n");
+    let path = suite.path().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("o2o-db.toml");
+    std::fs::write(&cfg, "[verify]\nstatement_timeout = \"400ms\"\n").unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let base = [
+        "verify",
+        "--only",
+        "speed",
+        "--max-ms",
+        "20",
+        "--queries",
+        path,
+    ];
+    for (extra, timeout_ms) in [
+        (&[][..], 1000),
+        (&["--statement-timeout", "300ms"][..], 300),
+        (&["--config", cfg][..], 400),
+    ] {
+        let started = std::time::Instant::now();
+        let out = db
+            .cmd()
+            .args(["--format", "json"])
+            .args(base)
+            .args(extra)
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{extra:?}: {}",
+            support::stderr(&out)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let check = &v["checks"][0];
+        assert_eq!(check["status"], "fail", "{check}");
+        let detail = check["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!(
+                "sleepy: exceeded the statement timeout of {timeout_ms} ms"
+            )),
+            "{extra:?}: {detail}"
+        );
+        assert!(!detail.contains("could not check"), "{detail}");
+        assert!(detail.contains("1 of 2 queries"), "{detail}");
+        // One cancelled run, not five 2-second ones.
+        assert!(
+            took < std::time::Duration::from_secs(6),
+            "{extra:?} took {took:?}"
+        );
+    }
+    // A bound the threshold could not pass under is refused before any run.
+    let out = db
+        .cmd()
+        .args(base)
+        .args(["--statement-timeout", "10ms"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        support::stderr(&out)
+            .contains("--statement-timeout 10ms must be longer than the speed threshold of 20 ms"),
+        "{}",
+        support::stderr(&out)
+    );
+}
+
+/// One report judges one table: with the index set on `sales.orders` and an
+/// old, empty `public.orders` on the search_path, benchmark and verify run
+/// their queries against `sales.orders` and say so.
+#[test]
+fn every_timed_query_runs_against_the_table_of_the_index_set() {
+    let db = TestDb::seeded("one_table", ORDERS);
+    db.client()
+        .batch_execute(
+            "CREATE SCHEMA sales; CREATE TABLE sales.orders (LIKE public.orders INCLUDING ALL); \
+             INSERT INTO sales.orders SELECT * FROM public.orders; ANALYZE sales.orders; \
+             TRUNCATE public.orders",
+        )
+        .unwrap();
+    let indexes =
+        sql_file("CREATE INDEX idx_orders_store_date ON sales.orders (store_name, date);\n");
+    let mut config = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    writeln!(
+        config,
+        "[indexes]\nfile = \"{}\"\n[alert]\nquery_ms = {:.1}",
+        indexes.path().display(),
+        support::GENEROUS_MS
+    )
+    .unwrap();
+    let config = config.path().to_str().unwrap().to_string();
+    let out = db
+        .cmd()
+        .args([
+            "--config",
+            &config,
+            "--format",
+            "json",
+            "benchmark",
+            "--iterations",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["meta"]["table"], "sales.orders", "{}", v["meta"]);
+    assert_eq!(v["meta"]["orders"], ORDERS, "{}", v["meta"]);
+
+    let out = db
+        .cmd()
+        .args(["--config", &config, "verify", "--only", "speed"])
+        .output()
+        .unwrap();
+    let text = support::stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        support::stderr(&out)
+    );
+    assert!(text.contains("medians of 5 runs on sales.orders"), "{text}");
 }

@@ -389,7 +389,7 @@ fn queries_slower_than_the_threshold_fail_speed() {
     let s = expect(&config, &args, "speed", Status::Fail);
     assert!(
         s.detail
-            .starts_with("9 of 9 queries slower than 0.000001 ms"),
+            .starts_with("9 of 9 queries on public.orders slower than 0.000001 ms"),
         "{}",
         s.detail
     );

@@ -1,10 +1,10 @@
-// `o2o-db benchmark`: times the dashboard's queries so that cron can trust
-// the numbers, with honest before/after speedups.
-//
-// This file holds the flags, the report's shape and the order of work:
-// setup (suite, parameters, server facts) -> timed runs -> optional seq-scan
-// pass -> thresholds and baseline -> history. Running, statistics, history
-// and rendering live in benchmark/.
+//! `o2o-db benchmark`: times the dashboard's queries so that cron can trust
+//! the numbers, with honest before/after speedups.
+//!
+//! This file holds the flags, the report's shape and the order of work:
+//! setup (suite, parameters, server facts) -> timed runs -> optional seq-scan
+//! pass -> thresholds and baseline -> history. Running, statistics, history
+//! and rendering live in benchmark/.
 
 mod history;
 mod render;
@@ -14,13 +14,15 @@ mod stats;
 use crate::config::{Config, HumanDuration, PoolSettings};
 use crate::db::PgContext;
 use crate::db::{self, CheckoutStats, Pool, Warm};
+use crate::ident::quote_ident;
 use crate::params::{self, ParamPool};
 use crate::report::{self, Outcome, Report};
 use crate::seed_data::Rng;
+use crate::sqlfiles::IndexSet;
 use crate::sqlfiles::{QuerySpec, QuerySuite};
 use crate::stop::Stop;
 use anyhow::{bail, Result};
-use history::{History, PastRun};
+use history::{DamagedLine, History, PastRun};
 use runner::{Job, Measured, Plan, RunSettings, Scans};
 use serde::Serialize;
 use stats::{round, Figures};
@@ -105,7 +107,11 @@ pub struct Meta {
     pub started_at: String,
     pub server_version: String,
     pub database: String,
-    /// Rows in orders (null when the database has no orders table).
+    /// The table of the managed index set, schema-qualified, that the suite's
+    /// queries ran against (its schema first on every session's search_path);
+    /// null when the database has no such table (a suite of another table).
+    pub table: Option<String>,
+    /// Rows in that table.
     pub orders: Option<i64>,
     /// Where the queries came from.
     pub suite: String,
@@ -129,6 +135,10 @@ pub struct Meta {
     pub pool: Option<PoolMeta>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineMeta>,
+    /// Lines of the --history or --baseline file that are not runs (torn by a
+    /// crash or a full disk mid-write): skipped, not an error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub damaged_history_lines: Vec<DamagedLine>,
     /// Stopped by Ctrl-C: the queries measured so far are reported.
     pub interrupted: bool,
 }
@@ -177,6 +187,10 @@ pub struct QueryFigures {
     pub baseline_change_percent: Option<f64>,
     /// p95 above max_p95_ms.
     pub over_max_p95: bool,
+    /// No timed run succeeded (a --duration shorter than one run, or every run
+    /// failed): there is nothing to hold against the p95 limit or the
+    /// baseline, and a gate over nothing must not pass.
+    pub not_measured: bool,
     /// Median more than slower_percent (and at least 0.1 ms) above the baseline's.
     pub slower_than_baseline: bool,
     /// The message of the last failed run.
@@ -190,7 +204,10 @@ pub struct QueryFigures {
 impl QueryFigures {
     /// Whether this query makes the run's outcome Findings.
     pub fn flagged(&self) -> bool {
-        self.over_max_p95 || self.slower_than_baseline || self.figures.errors > 0
+        self.over_max_p95
+            || self.slower_than_baseline
+            || self.not_measured
+            || self.figures.errors > 0
     }
 }
 
@@ -256,8 +273,14 @@ pub fn run_with(config: &Config, args: &BenchmarkArgs, stop: &Stop) -> Result<Be
     let specs = suite.select(&args.only)?;
     // Read the baseline and open the history before measuring: a bad path fails now,
     // and with one file for both, the run is compared with the one before it.
+    // Damaged lines (a run torn by a crash or a full disk) are skipped and reported.
+    let mut damaged = Vec::new();
     let baseline = match &args.baseline {
-        Some(path) => history::last_run(path)?.map(|run| (path, run)),
+        Some(path) => {
+            let scan = history::scan(path)?;
+            damaged.extend(scan.damaged);
+            scan.last.map(|run| (path, run))
+        }
         None => None,
     };
     if let (Some(path), None) = (&args.baseline, &baseline) {
@@ -266,10 +289,25 @@ pub fn run_with(config: &Config, args: &BenchmarkArgs, stop: &Stop) -> Result<Be
             path.display()
         ));
     }
-    let mut history = args.history.as_deref().map(History::open).transpose()?;
+    let mut history = match &args.history {
+        Some(path) => {
+            if args.baseline.as_ref() != Some(path) {
+                damaged.extend(history::scan(path)?.damaged);
+            }
+            Some(History::open(path)?)
+        }
+        None => None,
+    };
+    for line in &damaged {
+        eprintln!("o2o-db: warning: {line}");
+    }
 
+    // Every query runs against the table of the managed index set.
+    let (managed, table) = on_managed_table(config)?;
+    let config = &managed;
     let setup = setup(
         config,
+        table.as_ref(),
         &suite.origin,
         &specs,
         settings.seed,
@@ -318,6 +356,7 @@ pub fn run_with(config: &Config, args: &BenchmarkArgs, stop: &Stop) -> Result<Be
             started_at,
             server_version: setup.server_version,
             database: config.conn.dbname.clone().unwrap_or_default(),
+            table: table.as_ref().map(|t| t.shown.clone()),
             orders: setup.orders,
             suite: suite.origin.clone(),
             mode: if pool.is_some() {
@@ -342,6 +381,7 @@ pub fn run_with(config: &Config, args: &BenchmarkArgs, stop: &Stop) -> Result<Be
             elapsed_s: round(run_started.elapsed().as_secs_f64(), 3),
             pool,
             baseline,
+            damaged_history_lines: damaged,
             interrupted,
         },
         queries,
@@ -369,6 +409,7 @@ struct Setup {
 /// parameters, on a connection closed before timing starts.
 fn setup(
     config: &Config,
+    table: Option<&ManagedTable>,
     origin: &str,
     specs: &[&QuerySpec],
     seed: u64,
@@ -376,7 +417,15 @@ fn setup(
 ) -> Result<Setup> {
     let mut client = db::connect(&config.conn)?;
     let server_version = scalar_text(&mut client, "SHOW server_version")?;
-    let orders = count_orders(&mut client)?;
+    let orders = match table {
+        Some(t) => Some(
+            client
+                .query_one(format!("SELECT count(*) FROM {}", t.quoted).as_str(), &[])
+                .pg_context("counting the table's rows")?
+                .get(0),
+        ),
+        None => None,
+    };
     let mut jobs = Vec::with_capacity(specs.len());
     let mut fixed_literals = Vec::with_capacity(specs.len());
     for spec in specs {
@@ -452,6 +501,7 @@ fn figures(
     QueryFigures {
         name: job.name.clone(),
         over_max_p95: f.p95_ms > max_p95_ms,
+        not_measured: f.iterations == 0,
         qps: round(qps, 1),
         seqscan_p50_ms: seqscan_p50,
         speedup: seqscan_p50.map(|v| round(v / f.p50_ms, 2)),
@@ -514,18 +564,35 @@ fn scalar_text(client: &mut postgres::Client, sql: &str) -> Result<String> {
         .unwrap_or_default())
 }
 
-/// Rows in orders, or None when the database has no such table (a custom suite).
-fn count_orders(client: &mut postgres::Client) -> Result<Option<i64>> {
-    let exists: bool = client
-        .query_one("SELECT to_regclass('orders') IS NOT NULL", &[])
-        .pg_context("looking for the orders table")?
-        .get(0);
-    if !exists {
-        return Ok(None);
-    }
-    let n: i64 = client
-        .query_one("SELECT count(*) FROM orders", &[])
-        .pg_context("counting orders")?
-        .get(0);
-    Ok(Some(n))
+/// The managed index set's table as the server resolves it.
+struct ManagedTable {
+    /// `schema.table`, for the report.
+    shown: String,
+    /// Quoted, for SQL text.
+    quoted: String,
+}
+
+/// `config` with the managed table's schema first on every session's
+/// search_path, and that table; None when the database has no such table
+/// (a suite of another table, e.g. examples/menu without its index file).
+fn on_managed_table(config: &Config) -> Result<(Config, Option<ManagedTable>)> {
+    let set = IndexSet::load(config.indexes.file.as_deref())?;
+    let mut client = db::connect(&config.conn)?;
+    let found = client
+        .query_opt(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
+            &[&set.table().qualified_table()],
+        )
+        .pg_context("looking up the managed table")?;
+    let mut config = config.clone();
+    let table = found.map(|row| {
+        let (schema, name): (String, String) = (row.get(0), row.get(1));
+        config.conn.schema_first = Some(schema.clone());
+        ManagedTable {
+            shown: format!("{schema}.{name}"),
+            quoted: format!("{}.{}", quote_ident(&schema), quote_ident(&name)),
+        }
+    });
+    Ok((config, table))
 }

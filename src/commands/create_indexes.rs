@@ -1,12 +1,12 @@
-// `o2o-db create-indexes`: the managed index set (the V8.5 report's 11
-// indexes, or a file), created safely on a live table, with a
-// created/skipped/rebuilt/drifted/failed summary.
-//
-// The run: take the per-table run lock, ask the server what it has (by
-// definition, see catalog::indexes), decide per index (plan), warn about sessions
-// that would stall the builds, build on dedicated sessions while watching
-// progress and blockers (executor), check the result on the server again,
-// ANALYZE, report. Nothing here keeps a transaction open across a build.
+//! `o2o-db create-indexes`: the managed index set (the V8.5 report's 11
+//! indexes, or a file), created safely on a live table, with a
+//! created/skipped/rebuilt/drifted/failed summary.
+//!
+//! The run: take the per-table run lock, ask the server what it has (by
+//! definition, see catalog::indexes), decide per index (plan), warn about sessions
+//! that would stall the builds, build on dedicated sessions while watching
+//! progress and blockers (executor), check the result on the server again,
+//! ANALYZE, report. Nothing here keeps a transaction open across a build.
 
 pub mod summary;
 

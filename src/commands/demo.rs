@@ -1,12 +1,9 @@
-// `o2o-db demo`: the whole tool on a throwaway PostgreSQL, in the order of the
-// V8.5 report's story, so a new user sees it work before pointing it at a
-// real database. Each step prints its normal report under a heading.
+//! `o2o-db demo`: the whole tool on a throwaway PostgreSQL, in the order of the
+//! V8.5 report's story, so a new user sees it work before pointing it at a
+//! real database. Each step prints, under its heading, the o2o-db command a
+//! user would run for it, then that command's normal report.
 
-use crate::commands::benchmark::{self, BenchmarkArgs};
-use crate::commands::create_indexes::{self, CreateIndexesArgs};
-use crate::commands::pool_status::{self, PoolStatusArgs};
-use crate::commands::seed::{self, SeedArgs};
-use crate::commands::verify::{self, VerifyArgs};
+use crate::commands::{benchmark, create_indexes, pool_status, seed, verify};
 use crate::config::Config;
 use crate::pg_sandbox::{Sandbox, SandboxOptions};
 use crate::report::{self, Format, Outcome, Report};
@@ -48,34 +45,31 @@ pub fn run(config: &Config, args: &DemoArgs, out: &mut dyn Write) -> Result<Outc
     let version: String = crate::db::connect(&config.conn)?
         .query_one("SELECT version()", &[])?
         .get(0);
+    let url = sandbox.url(DEMO_DATABASE);
+    writeln!(out, "{version}\nlistening on {url}")?;
     writeln!(
         out,
-        "{version}\nlistening on {}",
-        sandbox.url(DEMO_DATABASE)
+        "$ export O2O_DB_URL='{url}'  # every command below connects there; for yours, its URL"
     )?;
 
-    heading(
-        out,
-        &format!(
-            "2. Seed {} orders across {} stores",
-            args.orders, args.stores
-        ),
-    )?;
-    let seeded = seed::run(
-        &config,
-        &SeedArgs {
-            orders: args.orders,
-            stores: args.stores,
-            create_schema: true,
-            ..SeedArgs::default()
-        },
-    )?;
-    report::render(&seeded, Format::Table, out)?;
-
+    let seed_command = format!(
+        "seed --create-schema --orders {} --stores {}",
+        args.orders, args.stores
+    );
+    let seed_title = format!(
+        "2. Seed {} orders across {} stores",
+        args.orders, args.stores
+    );
+    let config = &config;
+    // Each step runs the very command it prints (see `step`), so the lesson cannot drift.
+    let Some(_seeded) = step(out, &seed_title, &seed_command, |a| seed::run(config, a))? else {
+        return Ok(Outcome::Interrupted);
+    };
     let Some(_before) = step(
         out,
         "3. Benchmark before the indexes (the V8.4 state)",
-        || benchmark::run(&config, &BenchmarkArgs::default()),
+        "benchmark",
+        |a| benchmark::run(config, a),
     )?
     else {
         return Ok(Outcome::Interrupted);
@@ -83,31 +77,29 @@ pub fn run(config: &Config, args: &DemoArgs, out: &mut dyn Write) -> Result<Outc
     let Some(built) = step(
         out,
         "4. Create the managed indexes (CONCURRENTLY, as on a live table)",
-        || create_indexes::run(&config, &CreateIndexesArgs::default()),
+        "create-indexes",
+        |a| create_indexes::run(config, a),
     )?
     else {
         return Ok(Outcome::Interrupted);
     };
-    let Some(verified) = step(out, "5. Verify the deploy", || {
-        verify::run(&config, &VerifyArgs::default())
+    let Some(verified) = step(out, "5. Verify the deploy", "verify", |a| {
+        verify::run(config, a)
     })?
     else {
         return Ok(Outcome::Interrupted);
     };
-    let after_args = BenchmarkArgs {
-        compare_seqscan: true,
-        ..BenchmarkArgs::default()
-    };
     let Some(after) = step(
         out,
         "6. Benchmark after, with the seq-scan comparison (what the indexes bought)",
-        || benchmark::run(&config, &after_args),
+        "benchmark --compare-seqscan",
+        |a| benchmark::run(config, a),
     )?
     else {
         return Ok(Outcome::Interrupted);
     };
-    if step(out, "7. Pool status", || {
-        pool_status::run(&config, &PoolStatusArgs::default())
+    if step(out, "7. Pool status", "pool-status", |a| {
+        pool_status::run(config, a)
     })?
     .is_none()
     {
@@ -118,29 +110,36 @@ pub fn run(config: &Config, args: &DemoArgs, out: &mut dyn Write) -> Result<Outc
     let outcome = built.outcome().and(verified.outcome()).and(after.outcome());
     if args.keep {
         heading(out, "The server keeps running")?;
-        writeln!(out, "URL:  {}", sandbox.url(DEMO_DATABASE))?;
-        writeln!(
-            out,
-            "try:  o2o-db --database-url '{}' verify",
-            sandbox.url(DEMO_DATABASE)
-        )?;
+        writeln!(out, "URL:  {url}")?;
+        writeln!(out, "try:  o2o-db --database-url '{url}' verify")?;
         writeln!(out, "stop: {}", sandbox.stop_command())?;
     }
     Ok(outcome)
 }
 
-/// One step of the story: its heading, then its normal report. None when
+/// One step of the story: its heading, the o2o-db command a user would run
+/// for it (`command`: the subcommand and its flags), then that command's
+/// report. The step's arguments are parsed from `command` itself. None when
 /// Ctrl-C has stopped the demo (a step that was running reports what it did).
-fn step<R: Report>(
+fn step<A, R>(
     out: &mut dyn Write,
     title: &str,
-    run: impl FnOnce() -> Result<R>,
-) -> Result<Option<R>> {
+    command: &str,
+    run: impl FnOnce(&A) -> Result<R>,
+) -> Result<Option<R>>
+where
+    A: clap::Args + clap::FromArgMatches,
+    R: Report,
+{
     if crate::stop::process().requested() {
         return Ok(None);
     }
     heading(out, title)?;
-    let report = run()?;
+    writeln!(out, "$ o2o-db {command}")?;
+    let flags: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let args: A = crate::cli::parse_args(&flags)
+        .with_context(|| format!("internal: the demo's command `o2o-db {command}`"))?;
+    let report = run(&args)?;
     report::render(&report, Format::Table, out)?;
     Ok(Some(report))
 }

@@ -1,9 +1,9 @@
-// `o2o-db drop-indexes [NAMES...]`: drops managed indexes concurrently, the
-// first half of the V8.5 report's "recreate indexes" procedure.
-//
-// Only indexes of the managed set can be named, and only an index on the
-// managed table is dropped (a same-named index on another table is refused).
-// It takes the same run lock as create-indexes, so a drop never races a build.
+//! `o2o-db drop-indexes [NAMES...]`: drops managed indexes concurrently, the
+//! first half of the V8.5 report's "recreate indexes" procedure.
+//!
+//! Only indexes of the managed set can be named, and only an index on the
+//! managed table is dropped (a same-named index on another table is refused).
+//! It takes the same run lock as create-indexes, so a drop never races a build.
 
 use crate::catalog;
 use crate::commands::create_indexes::summary::{duration_cell, size_cell, write_sql};

@@ -1,4 +1,4 @@
-// One module per subcommand; each exposes its Args and `run(&Config, &Args) -> Result<Report>`.
+//! One module per subcommand; each exposes its Args and `run(&Config, &Args) -> Result<Report>`.
 
 pub mod benchmark;
 pub mod create_indexes;

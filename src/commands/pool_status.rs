@@ -1,14 +1,14 @@
-// `o2o-db pool-status`: the pool the config builds and the server's view of
-// the application's real connections, with an alert (exit 1) for cron.
-//
-// A CLI process sees only its own new pool, so the usage that matters is read
-// from the server: the application's connections against the max_size its
-// pool is configured with. The V8.5 report alerted above 80% to catch pool
-// exhaustion ("QueuePool limit exceeded") and session leaks; the leaks
-// themselves (sessions idle in transaction) are listed by pid.
-//
-// The figures come from the library (crate::db::status); load.rs is
-// --load, watch.rs --watch, render.rs the table.
+//! `o2o-db pool-status`: the pool the config builds and the server's view of
+//! the application's real connections, with an alert (exit 1) for cron.
+//!
+//! A CLI process sees only its own new pool, so the usage that matters is read
+//! from the server: the application's connections against the max_size its
+//! pool is configured with. The V8.5 report alerted above 80% to catch pool
+//! exhaustion ("QueuePool limit exceeded") and session leaks; the leaks
+//! themselves (sessions idle in transaction) are listed by pid.
+//!
+//! The figures come from the library (crate::db::status); load.rs is
+//! --load, watch.rs --watch, render.rs the table.
 
 mod load;
 mod render;

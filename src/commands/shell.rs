@@ -1,4 +1,4 @@
-// Shell conveniences: completion scripts and the man page, generated from the CLI definition.
+//! Shell conveniences: completion scripts and the man page, generated from the CLI definition.
 
 use crate::cli::Cli;
 use crate::Outcome;

@@ -1,10 +1,10 @@
-// `o2o-db verify`: one command after every deploy that says whether the
-// database is as it should be, with an exit code a pipeline can gate on.
-//
-// Each check is a small function returning a verdict (pass, warn or fail, a
-// detail, and the fix when something is wrong); this file holds the list of
-// checks, the selection (--only/--skip), the runner and the report. The checks
-// themselves live in src/commands/verify/, one file per group.
+//! `o2o-db verify`: one command after every deploy that says whether the
+//! database is as it should be, with an exit code a pipeline can gate on.
+//!
+//! Each check is a small function returning a verdict (pass, warn or fail, a
+//! detail, and the fix when something is wrong); this file holds the list of
+//! checks, the selection (--only/--skip), the runner and the report. The checks
+//! themselves live in src/commands/verify/, one file per group.
 
 mod context;
 mod indexes;
@@ -15,12 +15,12 @@ mod report;
 mod server;
 mod statistics;
 
-use crate::config::Config;
+use crate::config::{Config, HumanDuration};
 use crate::db::read_only;
 use anyhow::{bail, Result};
 use context::Ctx;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub use report::{Check, Status, Summary, VerifyReport};
 
@@ -49,7 +49,8 @@ Checks (each PASS, WARN or FAIL, with the fix when something is wrong):
   schema        the table exists and takes every managed index
   indexes       each managed index present, valid and as defined
   planner       each `-- index: yes` query reaches the table through an index
-  speed         each query's median over [verify] runs is under the threshold
+  speed         each query's median over [verify] runs is under the threshold;
+                a run cancelled at the statement timeout fails its query as slow
   statistics    the table is analyzed and few rows changed since
   redundancy    indexes covered by a longer one; unused indexes (info)
   sessions      sessions idle in transaction or running longer than [verify] session_age
@@ -76,6 +77,11 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "MS", value_parser = parse_max_ms)]
     pub max_ms: Option<f64>,
 
+    /// Speed check: cancel a timed run after this long and FAIL the query as slow,
+    /// e.g. 2s [default: [verify] statement_timeout, else 10x the threshold, at least 1s]
+    #[arg(long, value_name = "DURATION")]
+    pub statement_timeout: Option<HumanDuration>,
+
     /// The managed index set to check against [default: [indexes] file, else the built-in V8.5 set]
     #[arg(long, value_name = "FILE")]
     pub indexes: Option<PathBuf>,
@@ -97,6 +103,43 @@ fn parse_max_ms(s: &str) -> Result<f64, String> {
 
 fn valid_max_ms(v: f64) -> bool {
     v.is_finite() && v > 0.0
+}
+
+/// The speed check's default bound on one timed run: this many times its threshold...
+pub const SPEED_TIMEOUT_FACTOR: f64 = 10.0;
+/// ...and never less than this, so a tight threshold still leaves a run room to finish.
+pub const SPEED_TIMEOUT_FLOOR: Duration = Duration::from_secs(1);
+
+/// The statement timeout of each of the speed check's timed runs: the flag,
+/// else [verify] statement_timeout, else SPEED_TIMEOUT_FACTOR x `max_ms`
+/// (at least SPEED_TIMEOUT_FLOOR). A bound at or under the threshold would
+/// fail queries the threshold passes: refused.
+pub fn speed_timeout(flag: Option<Duration>, config: &Config, max_ms: f64) -> Result<Duration> {
+    let chosen = flag.or(config.verify.statement_timeout);
+    let Some(timeout) = chosen else {
+        let ms = max_ms * SPEED_TIMEOUT_FACTOR;
+        // PostgreSQL takes at most i32::MAX ms; an odd threshold gets the floor.
+        let derived = if ms.is_finite() && ms > 0.0 {
+            Duration::from_millis(ms.min(f64::from(i32::MAX)) as u64)
+        } else {
+            SPEED_TIMEOUT_FLOOR
+        };
+        return Ok(derived.max(SPEED_TIMEOUT_FLOOR));
+    };
+    if timeout.as_secs_f64() * 1000.0 <= max_ms {
+        let from = if flag.is_some() {
+            "--statement-timeout"
+        } else {
+            "[verify] statement_timeout"
+        };
+        bail!(
+            "{from} {} must be longer than the speed threshold of {max_ms} ms, or every query \
+             the threshold passes could be cancelled; raise it or leave it out (default {}x the threshold)",
+            humantime::format_duration(timeout),
+            SPEED_TIMEOUT_FACTOR
+        );
+    }
+    Ok(timeout)
 }
 
 /// What one check found, before the runner names it.
@@ -333,6 +376,36 @@ mod tests {
             "{err}"
         );
         assert!(select(&names(&["speed"]), &names(&["speed"])).is_err());
+    }
+
+    #[test]
+    fn the_speed_timeout_is_a_multiple_of_the_threshold_with_a_floor() {
+        let mut config = Config::defaults();
+        let secs = |d: Duration| d.as_secs_f64();
+        assert_eq!(secs(speed_timeout(None, &config, 100.0).unwrap()), 1.0);
+        assert_eq!(secs(speed_timeout(None, &config, 250.0).unwrap()), 2.5);
+        assert_eq!(secs(speed_timeout(None, &config, 5.0).unwrap()), 1.0);
+        assert_eq!(secs(speed_timeout(None, &config, f64::NAN).unwrap()), 1.0);
+        config.verify.statement_timeout = Some(Duration::from_secs(30));
+        assert_eq!(secs(speed_timeout(None, &config, 100.0).unwrap()), 30.0);
+        let flag = Some(Duration::from_millis(1500));
+        assert_eq!(secs(speed_timeout(flag, &config, 100.0).unwrap()), 1.5);
+        let err = speed_timeout(Some(Duration::from_millis(50)), &config, 100.0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "--statement-timeout 50ms must be longer than the speed threshold of 100 ms"
+            ),
+            "{err}"
+        );
+        let err = speed_timeout(None, &config, 30_000.0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("[verify] statement_timeout 30s must be longer"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -151,6 +151,9 @@ pub struct VerifySettings {
     pub modified_percent: f64,
     /// Runs per query for the speed check's median.
     pub runs: u32,
+    /// The bound on each of the speed check's timed runs; None: a multiple of
+    /// its threshold (commands::verify::speed_timeout).
+    pub statement_timeout: Option<Duration>,
 }
 
 impl Default for VerifySettings {
@@ -179,6 +182,9 @@ section! {
         /// Runs per query for the speed check's median.
         #[serde(deserialize_with = "nonzero")]
         pub runs: u32 = 5,
+        /// Each timed run of the speed check may take this long (None: 10x the threshold, at least 1 s).
+        #[serde(deserialize_with = "some_duration")]
+        pub statement_timeout: Option<Duration> = None,
     }
 }
 
@@ -195,6 +201,7 @@ impl From<VerifySection> for VerifySettings {
             session_age: v.session_age,
             modified_percent: v.modified_percent,
             runs: v.runs,
+            statement_timeout: v.statement_timeout,
         }
     }
 }

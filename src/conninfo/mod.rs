@@ -86,6 +86,10 @@ pub struct ConnInfo {
     pub service: Option<String>,
     /// What the postgres crate understands and o2o-db only passes on.
     pub pass_through: PassThrough,
+    /// A schema put first on every session's search_path: the managed
+    /// table's, so the suite's unqualified `orders` is the table the index
+    /// set is on (set by benchmark, never parsed from a URL).
+    pub schema_first: Option<String>,
 }
 
 impl fmt::Debug for ConnInfo {
@@ -257,6 +261,7 @@ impl ConnInfo {
             connect_timeout,
             service,
             pass_through,
+            schema_first,
         } = other;
         if self.hosts.is_empty() {
             self.hosts = hosts;
@@ -274,6 +279,7 @@ impl ConnInfo {
         fill(&mut self.application_name, application_name);
         fill(&mut self.connect_timeout, connect_timeout);
         fill(&mut self.service, service);
+        fill(&mut self.schema_first, schema_first);
         self.pass_through.fill_unset_from(pass_through)
     }
 
@@ -334,6 +340,18 @@ impl ConnInfo {
         }
         if let Some(timeout) = self.connect_timeout {
             cfg.connect_timeout(timeout);
+        }
+        if let Some(schema) = &self.schema_first {
+            // Startup options are split at spaces; a backslash escapes one.
+            let quoted = crate::ident::quote_ident(schema)
+                .replace('\\', "\\\\")
+                .replace(' ', "\\ ");
+            let ours = format!("-c search_path={quoted},\"$user\",public");
+            let options = match cfg.get_options() {
+                Some(theirs) if !theirs.is_empty() => format!("{theirs} {ours}"),
+                _ => ours,
+            };
+            cfg.options(&options);
         }
         cfg.ssl_mode(match self.sslmode.unwrap_or_default() {
             SslMode::Disable => postgres::config::SslMode::Disable,

@@ -1,12 +1,12 @@
-// The library side of pool-status: one call that returns what a pool looks
-// like from inside (r2d2 state and checkout counters) and what the server
-// sees (pg_stat_activity), so the dashboard's services can log the figures
-// the way the V8.5 report's monitoring snippet did.
-//
-// The status query must never make things worse: it borrows an idle pooled
-// connection when there is one and otherwise opens a separate one, so it
-// neither waits on nor grows an exhausted pool, and it takes its pool figures
-// before it touches the pool at all.
+//! The library side of pool-status: one call that returns what a pool looks
+//! like from inside (r2d2 state and checkout counters) and what the server
+//! sees (pg_stat_activity), so the dashboard's services can log the figures
+//! the way the V8.5 report's monitoring snippet did.
+//!
+//! The status query must never make things worse: it borrows an idle pooled
+//! connection when there is one and otherwise opens a separate one, so it
+//! neither waits on nor grows an exhausted pool, and it takes its pool figures
+//! before it touches the pool at all.
 
 use crate::config::{Config, HumanDuration};
 use crate::db::{self, describe_pg_error, CheckoutStats, Pool};
@@ -83,6 +83,9 @@ pub struct ServerFigures {
     /// Sessions of other roles whose state the server hides (no pg_read_all_stats):
     /// counted, grouped under state "(hidden)", never listed as leaks.
     pub hidden_sessions: i64,
+    /// The role, when it sees only its own sessions' state (neither superuser
+    /// nor a member of pg_read_all_stats).
+    pub restricted_role: Option<String>,
     /// The backend that ran the status query, and how it is counted.
     pub own_backend: OwnBackend,
 }
@@ -229,7 +232,10 @@ SELECT current_setting('max_connections')::int4,
        coalesce(current_setting('reserved_connections', true)::int4, 0),
        to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
        current_database()::text,
-       pg_backend_pid()";
+       pg_backend_pid(),
+       CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+                 OR pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER')
+            THEN NULL ELSE current_user::text END";
 
 // Without pg_read_all_stats, other roles' rows show no backend_type and no
 // state; those with a database are client sessions as far as we can tell.
@@ -297,6 +303,7 @@ fn read_server(
     let taken_at: String = row.get(3);
     let database: String = row.get(4);
     let own_pid: i32 = row.get(5);
+    let restricted_role: Option<String> = row.get(6);
 
     let counted = via == "pool" && !options.exclude_own_connection;
     let excluded: Vec<i32> = if counted { Vec::new() } else { vec![own_pid] };
@@ -353,6 +360,7 @@ fn read_server(
         idle_in_transaction,
         session_age_seconds: age,
         hidden_sessions,
+        restricted_role,
         own_backend: OwnBackend {
             pid: own_pid,
             via,

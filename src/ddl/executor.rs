@@ -1,13 +1,13 @@
-// Runs index statements on dedicated sessions (one, or --jobs of them in
-// parallel) while the calling thread watches: it polls build progress and who
-// blocks whom on the control session, and turns Ctrl-C into a cancel request
-// on the server for every running statement.
-//
-// Each statement runs on its own, outside a transaction. A lock timeout is
-// retried with growing pauses; a failed concurrent build has its INVALID
-// leftover dropped before anything else happens; and once one index could not
-// get its lock, no further builds start (they would only queue behind the
-// same blocker).
+//! Runs index statements on dedicated sessions (one, or --jobs of them in
+//! parallel) while the calling thread watches: it polls build progress and who
+//! blocks whom on the control session, and turns Ctrl-C into a cancel request
+//! on the server for every running statement.
+//!
+//! Each statement runs on its own, outside a transaction. A lock timeout is
+//! retried with growing pauses; a failed concurrent build has its INVALID
+//! leftover dropped before anything else happens; and once one index could not
+//! get its lock, no further builds start (they would only queue behind the
+//! same blocker).
 
 use super::session::{self, Session};
 use super::settings::SessionSettings;

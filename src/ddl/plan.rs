@@ -1,5 +1,5 @@
-// What to do with each managed index, decided from its state on the server
-// (by definition, not by name), and the statements that do it.
+//! What to do with each managed index, decided from its state on the server
+//! (by definition, not by name), and the statements that do it.
 
 use super::executor::{Cleanup, Step, Task};
 use crate::catalog::indexes::{LiveIndex, State};

@@ -1,8 +1,8 @@
-// What a run shows on stderr while it works: on a terminal, a bar per running
-// build fed from pg_stat_progress_create_index (phase, blocks or tuples done
-// of total); elsewhere (cron, CI) one plain line per start, phase change,
-// retry and finish, so a log shows where a long build spent its time.
-// stdout is left to the report.
+//! What a run shows on stderr while it works: on a terminal, a bar per running
+//! build fed from pg_stat_progress_create_index (phase, blocks or tuples done
+//! of total); elsewhere (cron, CI) one plain line per start, phase change,
+//! retry and finish, so a log shows where a long build spent its time.
+//! stdout is left to the report.
 
 use super::executor::{Observer, TaskResult};
 use crate::report;

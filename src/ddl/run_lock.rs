@@ -1,10 +1,10 @@
-// One index run per table at a time: a session-level advisory lock.
-//
-// A cron job and a deploy may both start create-indexes (or a drop-indexes);
-// two runs racing on the same indexes would fail each other's builds or drop
-// what the other just built. The lock lives on the run's control session, so
-// it goes away with the process however it ends. The key is derived from the
-// tool and the table, so runs on other tables (or databases) do not collide.
+//! One index run per table at a time: a session-level advisory lock.
+//!
+//! A cron job and a deploy may both start create-indexes (or a drop-indexes);
+//! two runs racing on the same indexes would fail each other's builds or drop
+//! what the other just built. The lock lives on the run's control session, so
+//! it goes away with the process however it ends. The key is derived from the
+//! tool and the table, so runs on other tables (or databases) do not collide.
 
 use crate::catalog::activity::Backend;
 use crate::db::PgContext;

@@ -1,11 +1,11 @@
-// The flags create-indexes and drop-indexes share, and the session settings
-// they resolve to (flag, else config, else a default chosen by build mode).
-//
-// The lock timeout default depends on the mode because the two kinds of build
-// wait differently: a plain CREATE INDEX waiting for its SHARE lock queues
-// every writer behind it, so it must give up quickly; a concurrent build (or a
-// concurrent drop) does not block writers while it waits for older
-// transactions, so it may wait longer, bounded by the statement timeout.
+//! The flags create-indexes and drop-indexes share, and the session settings
+//! they resolve to (flag, else config, else a default chosen by build mode).
+//!
+//! The lock timeout default depends on the mode because the two kinds of build
+//! wait differently: a plain CREATE INDEX waiting for its SHARE lock queues
+//! every writer behind it, so it must give up quickly; a concurrent build (or a
+//! concurrent drop) does not block writers while it waits for older
+//! transactions, so it may wait longer, bounded by the statement timeout.
 
 use crate::config::{Config, HumanDuration};
 use std::path::{Path, PathBuf};

@@ -62,12 +62,10 @@ impl Watch {
                 token,
                 why,
             } => {
-                for map_pid in [old] {
-                    self.running.remove(&map_pid);
-                    self.tokens.remove(&map_pid);
-                    self.blockers.remove(&map_pid);
-                    self.lock_waits.remove(&map_pid);
-                }
+                self.running.remove(&old);
+                self.tokens.remove(&old);
+                self.blockers.remove(&old);
+                self.lock_waits.remove(&old);
                 self.running.insert(pid, id);
                 self.tokens.insert(pid, token);
                 observer.resumed(

@@ -1,10 +1,10 @@
-// The managed index set: named CREATE INDEX statements on one table.
-//
-// o2o-db decides by definition, not by name, so it keeps each statement's
-// definition (everything after the table name) verbatim and lets the server
-// normalise it for comparison (see commands::create_indexes). Here we only
-// check the file's shape: every statement a named CREATE INDEX, all on the
-// same table, no duplicates.
+//! The managed index set: named CREATE INDEX statements on one table.
+//!
+//! o2o-db decides by definition, not by name, so it keeps each statement's
+//! definition (everything after the table name) verbatim and lets the server
+//! normalise it for comparison (see commands::create_indexes). Here we only
+//! check the file's shape: every statement a named CREATE INDEX, all on the
+//! same table, no duplicates.
 
 use super::split::split_statements;
 use crate::ident::quote_ident;
@@ -19,7 +19,8 @@ pub const DEFAULT_INDEXES_SQL: &str = include_str!("../../sql/indexes.sql");
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IndexSpec {
     pub name: String,
-    /// Schema as written, if any (None: the search path decides, normally public).
+    /// Schema as written, or as another index of the file names it for the same
+    /// table (None: no index names one, the search path decides, normally public).
     pub schema: Option<String>,
     pub table: String,
     pub unique: bool,
@@ -97,6 +98,9 @@ impl IndexSet {
 
     pub fn parse(text: &str, origin: &str) -> Result<IndexSet> {
         let mut indexes: Vec<IndexSpec> = Vec::new();
+        // The first index that names its schema: `orders` and `public.orders`
+        // in one file are one table, in the schema the file names.
+        let mut qualified: Option<usize> = None;
         for stmt in split_statements(text, origin)? {
             let spec = parse_create_index(&stmt.sql)
                 .map_err(|e| anyhow::anyhow!("{origin}:{}: {e}", stmt.line))?;
@@ -105,14 +109,19 @@ impl IndexSet {
                 ..spec
             };
             if let Some(first) = indexes.first() {
-                if (&first.schema, &first.table) != (&spec.schema, &spec.table) {
+                let other = qualified.map_or(first, |i| &indexes[i]);
+                let same_schema = match (&other.schema, &spec.schema) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                };
+                if first.table != spec.table || !same_schema {
                     bail!(
                         "{origin}:{}: index {} is on table {}, but this file manages indexes of {} (line {}); keep one table per index file",
                         spec.line,
                         spec.name,
                         spec.qualified_table(),
-                        first.qualified_table(),
-                        first.line
+                        other.qualified_table(),
+                        other.line
                     );
                 }
             }
@@ -124,10 +133,18 @@ impl IndexSet {
                     dup.line
                 );
             }
+            if qualified.is_none() && spec.schema.is_some() {
+                qualified = Some(indexes.len());
+            }
             indexes.push(spec);
         }
         if indexes.is_empty() {
             bail!("{origin}: no CREATE INDEX statements; an index file lists named `CREATE INDEX name ON table (columns);` statements");
+        }
+        if let Some(schema) = qualified.and_then(|i| indexes[i].schema.clone()) {
+            for spec in indexes.iter_mut() {
+                spec.schema.get_or_insert_with(|| schema.clone());
+            }
         }
         Ok(IndexSet {
             origin: origin.to_string(),
@@ -178,9 +195,10 @@ fn next_token(sql: &str, pos: usize) -> Option<Token<'_>> {
         }
         return None;
     }
+    // As PostgreSQL's lexer: ASCII letters, digits, _ and $, and any non-ASCII character.
     let len = s
         .char_indices()
-        .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || *c == '$'))
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '$' || !c.is_ascii()))
         .map_or(s.len(), |(i, _)| i);
     if len == 0 {
         return None;
@@ -197,13 +215,27 @@ fn is_kw(t: &Option<Token<'_>>, kw: &str) -> bool {
         .is_some_and(|t| !t.quoted && t.text.eq_ignore_ascii_case(kw))
 }
 
-/// An identifier's real name: quoted as written, unquoted folded to lower case.
-fn ident(t: &Token<'_>) -> String {
-    if t.quoted {
+/// The longest identifier PostgreSQL keeps (NAMEDATALEN - 1 bytes); it
+/// silently truncates longer ones, so two long names could become one.
+pub const MAX_IDENT_BYTES: usize = 63;
+
+/// An identifier's real name: quoted as written; unquoted, folded as
+/// PostgreSQL folds it (ASCII letters only: `Ä` stays `Ä`). `what` names it
+/// in the error when it is longer than PostgreSQL keeps.
+fn ident(t: &Token<'_>, what: &str) -> Result<String> {
+    let name = if t.quoted {
         t.text.replace("\"\"", "\"")
     } else {
-        t.text.to_lowercase()
+        t.text.to_ascii_lowercase()
+    };
+    if name.len() > MAX_IDENT_BYTES {
+        bail!(
+            "{what} `{name}` is {} bytes; PostgreSQL keeps only the first {MAX_IDENT_BYTES} (it would \
+             truncate the name, and two long names could become one): shorten it",
+            name.len()
+        );
     }
+    Ok(name)
 }
 
 fn parse_create_index(sql: &str) -> Result<IndexSpec> {
@@ -246,7 +278,7 @@ fn parse_create_index(sql: &str) -> Result<IndexSpec> {
     if is_kw(&Some(Token { ..name_tok }), "on") {
         bail!("index has no name; managed indexes need one: `CREATE INDEX idx_orders_x ON orders (x)`");
     }
-    let name = ident(&name_tok);
+    let name = ident(&name_tok, "index name")?;
     let on = next_token(sql, name_tok.end);
     if !is_kw(&on, "on") {
         bail!("expected ON after index name {name}, found `{shown}`");
@@ -265,9 +297,12 @@ fn parse_create_index(sql: &str) -> Result<IndexSpec> {
             )
         })?;
         end = second.end;
-        (Some(ident(&first)), ident(&second))
+        (
+            Some(ident(&first, "schema name")?),
+            ident(&second, "table name")?,
+        )
     } else {
-        (None, ident(&first))
+        (None, ident(&first, "table name")?)
     };
     let definition = sql[end..].trim().to_string();
     let open = definition.find('(').ok_or_else(|| {
@@ -400,5 +435,89 @@ mod tests {
             let err = IndexSet::parse(text, "x.sql").unwrap_err().to_string();
             assert!(err.starts_with(want), "{text:?} gave {err}");
         }
+    }
+
+    #[test]
+    fn names_longer_than_postgres_keeps_are_refused_with_their_line() {
+        let at_limit = "i".repeat(MAX_IDENT_BYTES);
+        let ok = IndexSet::parse(&format!("CREATE INDEX {at_limit} ON orders (x);"), "x.sql");
+        assert_eq!(ok.unwrap().indexes[0].name, at_limit);
+        let cases = [
+            (
+                format!("CREATE INDEX a ON orders (x);\nCREATE INDEX {at_limit}x ON orders (y);"),
+                "x.sql:2: index name `iii",
+            ),
+            // 32 two-byte letters are 64 bytes, whether quoted or not.
+            (
+                format!("\n\nCREATE INDEX \"{}\" ON orders (x);", "ü".repeat(32)),
+                "x.sql:3: index name `üü",
+            ),
+            (
+                format!("CREATE INDEX a ON {at_limit}s (x);"),
+                "x.sql:1: table name `iii",
+            ),
+            (
+                format!("CREATE INDEX a ON {at_limit}s.orders (x);"),
+                "x.sql:1: schema name `iii",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = IndexSet::parse(&text, "x.sql").unwrap_err().to_string();
+            assert!(err.starts_with(want), "{text:?} gave {err}");
+            assert!(
+                err.contains("bytes; PostgreSQL keeps only the first 63"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted() {
+        let set = IndexSet::parse("\u{feff}CREATE INDEX a ON orders (x);\n", "x.sql").unwrap();
+        assert_eq!(
+            (set.indexes[0].name.as_str(), set.indexes[0].line),
+            ("a", 1)
+        );
+    }
+
+    #[test]
+    fn unquoted_names_fold_only_ascii_letters_as_postgres_does() {
+        let set = IndexSet::parse(
+            "CREATE INDEX Idx_Ärger_ÉTÉ ON Bestellungen_Öst (x);",
+            "x.sql",
+        )
+        .unwrap();
+        let i = &set.indexes[0];
+        assert_eq!(i.name, "idx_Ärger_ÉtÉ");
+        assert_eq!(i.table, "bestellungen_Öst");
+        // Non-ASCII characters are identifier characters, even when not letters.
+        let set = IndexSet::parse("CREATE INDEX idx_€ ON orders (x);", "x.sql").unwrap();
+        assert_eq!(set.indexes[0].name, "idx_€");
+    }
+
+    #[test]
+    fn an_unqualified_table_is_the_qualified_one_of_the_same_name() {
+        let set = IndexSet::parse(
+            "CREATE INDEX a ON orders (x);\nCREATE INDEX b ON public.orders (y);\nCREATE INDEX c ON ORDERS (z);",
+            "x.sql",
+        )
+        .unwrap();
+        for i in &set.indexes {
+            assert_eq!(i.qualified_table(), "\"public\".\"orders\"", "{i:?}");
+        }
+        assert_eq!(
+            set.get("a").unwrap().drop_sql(true),
+            "DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"a\""
+        );
+        let err = IndexSet::parse(
+            "CREATE INDEX a ON sales.orders (x);\nCREATE INDEX b ON orders (y);\nCREATE INDEX c ON public.orders (z);",
+            "x.sql",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("x.sql:3: index c is on table \"public\".\"orders\", but this file manages indexes of \"sales\".\"orders\" (line 1)"),
+            "{err}"
+        );
     }
 }

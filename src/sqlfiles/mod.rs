@@ -1,7 +1,7 @@
-// The SQL files o2o-db manages, parsed without a database: the index set
-// (sql/indexes.sql) and the benchmark suite (sql/benchmark.sql). Both are
-// compiled in as defaults and can be replaced by a file given by flag or
-// config; parse errors name the file and line.
+//! The SQL files o2o-db manages, parsed without a database: the index set
+//! (sql/indexes.sql) and the benchmark suite (sql/benchmark.sql). Both are
+//! compiled in as defaults and can be replaced by a file given by flag or
+//! config; parse errors name the file and line.
 
 pub mod indexes;
 pub mod queries;

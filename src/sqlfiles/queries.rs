@@ -1,11 +1,11 @@
-// The benchmark suite: named dashboard queries with their expectations.
-//
-// Each query is one statement preceded by `-- key: value` lines:
-//   -- name: store_date            (required, unique, letters/digits/_)
-//   -- index: yes                  (should the planner reach the table through an index?)
-//   -- params: SELECT ...          (optional: rows of bound parameters, drawn with a seed)
-//   -- description: ...            (optional, shown in reports)
-// Parameters come from the data itself, never hard-coded, and are always bound.
+//! The benchmark suite: named dashboard queries with their expectations.
+//!
+//! Each query is one statement preceded by `-- key: value` lines:
+//!   -- name: store_date            (required, unique, letters/digits/_)
+//!   -- index: yes                  (should the planner reach the table through an index?)
+//!   -- params: SELECT ...          (optional: rows of bound parameters, drawn with a seed)
+//!   -- description: ...            (optional, shown in reports)
+//! Parameters come from the data itself, never hard-coded, and are always bound.
 
 use super::split::split_statements;
 use anyhow::{bail, Result};

@@ -1,5 +1,5 @@
-// Splits SQL text into statements at top-level semicolons, skipping comments
-// and respecting quotes and dollar quotes, and remembers where each began.
+//! Splits SQL text into statements at top-level semicolons, skipping comments
+//! and respecting quotes and dollar quotes, and remembers where each began.
 
 use anyhow::{bail, Result};
 
@@ -14,8 +14,10 @@ pub struct Statement {
     pub annotations: Vec<(String, String, usize)>,
 }
 
-/// Splits `text`; `origin` (a file name) is used in error messages.
+/// Splits `text`; `origin` (a file name) is used in error messages. A UTF-8
+/// byte-order mark at the start (editors on Windows write one) is not text.
 pub fn split_statements(text: &str, origin: &str) -> Result<Vec<Statement>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let mut current = String::new();
@@ -188,6 +190,13 @@ mod tests {
         assert_eq!(s[1].line, 6);
         assert_eq!(s[1].sql, "SELECT $$;$$, $1");
         assert_eq!(s[2].sql, "SELECT 3");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_statement() {
+        let s = split_statements("\u{feff}-- name: one\nSELECT 1;", "f.sql").unwrap();
+        assert_eq!(s[0].sql, "SELECT 1");
+        assert_eq!((s[0].line, s[0].annotations.len()), (2, 1));
     }
 
     #[test]

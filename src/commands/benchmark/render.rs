@@ -1,7 +1,7 @@
-// The benchmark report as a table for people and as CSV for spreadsheets.
-//
-// CSV columns are the JSON field names and their values are read from the
-// JSON form of each query, so the two formats cannot disagree.
+//! The benchmark report as a table for people and as CSV for spreadsheets.
+//!
+//! CSV columns are the JSON field names and their values are read from the
+//! JSON form of each query, so the two formats cannot disagree.
 
 use super::{BenchmarkReport, QueryFigures};
 use crate::report::{self, ms};
@@ -11,10 +11,10 @@ use std::io::Write;
 
 pub fn table(r: &BenchmarkReport, w: &mut dyn Write) -> Result<()> {
     let m = &r.meta;
-    let orders = m
-        .orders
-        .map(|n| format!(" · {} orders", thousands(n)))
-        .unwrap_or_default();
+    let orders = match (&m.table, m.orders) {
+        (Some(table), Some(n)) => format!(" · {table}: {} orders", thousands(n)),
+        _ => String::new(),
+    };
     writeln!(
         w,
         "PostgreSQL {} · database {}{orders} · {}",
@@ -110,8 +110,25 @@ pub fn table(r: &BenchmarkReport, w: &mut dyn Write) -> Result<()> {
     )?;
 
     let over: Vec<&str> = names(r, |q| q.over_max_p95);
+    let unmeasured = names(r, |q| q.not_measured);
+    if !unmeasured.is_empty() {
+        writeln!(
+            w,
+            "not measured (no successful timed run, so nothing to judge): {}",
+            unmeasured.join(", ")
+        )?;
+    }
     if over.is_empty() {
-        writeln!(w, "p95 limit {} ms: every query under it", ms(m.max_p95_ms))?;
+        let every = if unmeasured.is_empty() {
+            "every"
+        } else {
+            "every measured"
+        };
+        writeln!(
+            w,
+            "p95 limit {} ms: {every} query under it",
+            ms(m.max_p95_ms)
+        )?;
     } else {
         writeln!(
             w,
@@ -169,6 +186,9 @@ pub fn table(r: &BenchmarkReport, w: &mut dyn Write) -> Result<()> {
             p.checkouts.timeouts
         )?;
     }
+    for line in &m.damaged_history_lines {
+        writeln!(w, "history: {line}")?;
+    }
     if m.interrupted {
         writeln!(w, "interrupted: only the runs made before Ctrl-C are shown")?;
     }
@@ -199,6 +219,7 @@ const CSV_COLUMNS: &[(&str, bool)] = &[
     ("baseline_change_percent", true),
     ("over_max_p95", false),
     ("slower_than_baseline", false),
+    ("not_measured", false),
     ("last_error", true),
     ("params", true),
 ];
@@ -248,6 +269,9 @@ fn status(q: &QueryFigures) -> String {
     }
     if q.slower_than_baseline {
         s.push("slower than baseline".to_string());
+    }
+    if q.not_measured {
+        s.push("not measured".to_string());
     }
     if q.figures.errors > 0 {
         s.push(count(q.figures.errors as usize, "error", "errors"));

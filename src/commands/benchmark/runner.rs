@@ -1,11 +1,11 @@
-// Runs the suite's queries and records their latencies, alone on a dedicated
-// connection or from several client threads sharing the pool.
-//
-// Only the execution of a statement prepared once per connection is timed:
-// preparing, drawing parameters, waiting for a pool connection and
-// reconnecting all happen outside the clock, and rows are counted, not
-// decoded, so the tool's own overhead stays out of the figures. A failed run
-// is counted and the run goes on on a fresh connection.
+//! Runs the suite's queries and records their latencies, alone on a dedicated
+//! connection or from several client threads sharing the pool.
+//!
+//! Only the execution of a statement prepared once per connection is timed:
+//! preparing, drawing parameters, waiting for a pool connection and
+//! reconnecting all happen outside the clock, and rows are counted, not
+//! decoded, so the tool's own overhead stays out of the figures. A failed run
+//! is counted and the run goes on on a fresh connection.
 
 use super::stats::Recorder;
 use crate::conninfo::ConnInfo;

@@ -1,6 +1,6 @@
-// Latency figures for one query: percentiles from an HDR histogram, so memory
-// stays constant however long a run lasts, and exact mean, stddev, min and max
-// from running sums (Welford), so the averages are not rounded to buckets.
+//! Latency figures for one query: percentiles from an HDR histogram, so memory
+//! stays constant however long a run lasts, and exact mean, stddev, min and max
+//! from running sums (Welford), so the averages are not rounded to buckets.
 
 use anyhow::{anyhow, Result};
 use hdrhistogram::Histogram;

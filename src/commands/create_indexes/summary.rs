@@ -1,7 +1,7 @@
-// The create-indexes report: one row per managed index and the totals the
-// V8.5 report printed ("总计 11 / 新创建 11 / 已存在 0 / 失败 0"), as a table
-// for a DBA and as JSON for monitoring. Failed and drifted indexes are
-// findings (exit 1).
+//! The create-indexes report: one row per managed index and the totals the
+//! V8.5 report printed ("总计 11 / 新创建 11 / 已存在 0 / 失败 0"), as a table
+//! for a DBA and as JSON for monitoring. Failed and drifted indexes are
+//! findings (exit 1).
 
 use crate::report::{self, Outcome, Report};
 use anyhow::Result;

@@ -1,11 +1,11 @@
-// --load: does the configured pool carry N concurrent users?
-//
-// The V8.5 report claims 60 connections (20 + 40 overflow) carry 100 users.
-// N threads each loop over sessions: check a connection out of a pool built
-// from [pool], hold it for a short server-side query, give it back. The pool's
-// own counters say how many checkouts waited and for how long, and every
-// checkout gives up after the configured [pool] timeout, so a pool too small
-// for the load shows up as counted timeouts, never as a crash.
+//! --load: does the configured pool carry N concurrent users?
+//!
+//! The V8.5 report claims 60 connections (20 + 40 overflow) carry 100 users.
+//! N threads each loop over sessions: check a connection out of a pool built
+//! from [pool], hold it for a short server-side query, give it back. The pool's
+//! own counters say how many checkouts waited and for how long, and every
+//! checkout gives up after the configured [pool] timeout, so a pool too small
+//! for the load shows up as counted timeouts, never as a crash.
 
 use crate::config::{Config, PoolSettings};
 use crate::db::status::PoolFigures;

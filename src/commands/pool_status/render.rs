@@ -1,5 +1,5 @@
-// The pool-status table: pool, load, server, leaks, then the verdict line
-// last, where a DBA's eye (and `tail -1` in cron) lands.
+//! The pool-status table: pool, load, server, leaks, then the verdict line
+//! last, where a DBA's eye (and `tail -1` in cron) lands.
 
 use super::{LoadReport, PoolStatusReport};
 use crate::db::status::query_start;
@@ -153,11 +153,13 @@ fn server(r: &PoolStatusReport, w: &mut dyn Write) -> Result<()> {
         right_align(&mut t, &[2, 3]);
         writeln!(w, "{t}")?;
     }
-    if s.hidden_sessions > 0 {
+    if let Some(role) = &s.restricted_role {
         writeln!(
             w,
-            "  {} of other roles show no state: grant pg_read_all_stats to this role to see them",
-            plural(s.hidden_sessions, "session")
+            "  role {role} sees only its own sessions' state ({} of other roles show none): \
+             GRANT pg_read_all_stats TO {};",
+            plural(s.hidden_sessions, "session"),
+            crate::ident::quote_ident(role)
         )?;
     }
     Ok(())

@@ -1,10 +1,10 @@
-// --watch: a snapshot every interval until Ctrl-C.
-//
-// On a terminal the table is redrawn in place. Anywhere else (a pipe, a log
-// file) redrawing would only leave escape codes behind, so each snapshot is
-// appended: tables separated by a blank line, or one JSON object per line
-// (JSON Lines) with --format json, ready for a log shipper. A closed pipe
-// (`| head`) ends the watch quietly.
+//! --watch: a snapshot every interval until Ctrl-C.
+//!
+//! On a terminal the table is redrawn in place. Anywhere else (a pipe, a log
+//! file) redrawing would only leave escape codes behind, so each snapshot is
+//! appended: tables separated by a blank line, or one JSON object per line
+//! (JSON Lines) with --format json, ready for a log shipper. A closed pipe
+//! (`| head`) ends the watch quietly.
 
 use super::{PoolStatusArgs, PoolStatusReport};
 use crate::config::Config;

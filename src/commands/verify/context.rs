@@ -1,6 +1,6 @@
-// What the checks share: the config, one connection to the server, the index
-// set and query suite (loaded once, before any check, so a bad file is exit 2
-// rather than a failed check), and caches that keep the run to few round trips.
+//! What the checks share: the config, one connection to the server, the index
+//! set and query suite (loaded once, before any check, so a bad file is exit 2
+//! rather than a failed check), and caches that keep the run to few round trips.
 
 use super::VerifyArgs;
 use crate::catalog::indexes::resolve_table;
@@ -13,10 +13,17 @@ use crate::sqlfiles::{IndexSet, QuerySpec, QuerySuite};
 use anyhow::{anyhow, Result};
 use postgres::Client;
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Checks that read the managed index set (its table is the one they look at).
-const USE_INDEX_SET: [&str; 5] = ["schema", "indexes", "planner", "statistics", "redundancy"];
+const USE_INDEX_SET: [&str; 6] = [
+    "schema",
+    "indexes",
+    "planner",
+    "speed",
+    "statistics",
+    "redundancy",
+];
 /// Checks that run the query suite.
 const USE_SUITE: [&str; 2] = ["planner", "speed"];
 
@@ -42,6 +49,8 @@ pub struct Ctx<'a> {
     pub config: &'a Config,
     /// The speed check's threshold: --max-ms, else [alert] query_ms.
     pub max_ms: f64,
+    /// The bound on each of the speed check's timed runs (see verify::speed_timeout).
+    pub statement_timeout: Duration,
     client: Option<Client>,
     /// How long opening `client` took.
     pub connect_ms: f64,
@@ -67,6 +76,9 @@ impl<'a> Ctx<'a> {
         let suite = wants(&USE_SUITE)
             .then(|| QuerySuite::load(args.queries.as_deref().or(config.benchmark.file.as_deref())))
             .transpose()?;
+        let max_ms = args.max_ms.unwrap_or(config.alert.query_ms);
+        let statement_timeout =
+            super::speed_timeout(args.statement_timeout.map(|d| d.0), config, max_ms)?;
         let started = Instant::now();
         let client = if needs_server {
             let mut client = db::connect(&config.conn)?;
@@ -80,7 +92,8 @@ impl<'a> Ctx<'a> {
         };
         Ok(Ctx {
             config,
-            max_ms: args.max_ms.unwrap_or(config.alert.query_ms),
+            max_ms,
+            statement_timeout,
             client,
             connect_ms: started.elapsed().as_secs_f64() * 1000.0,
             index_set,
@@ -140,6 +153,14 @@ impl<'a> Ctx<'a> {
             anyhow!("internal: this check needs a connection but none was opened")
         })?;
         let (schema, name) = resolve_table(client, set)?;
+        // The suite's queries (planner, speed) run against this table: its
+        // schema goes first on the search_path, whatever else is there.
+        client
+            .execute(
+                "SELECT set_config('search_path', quote_ident($1) || ', ' || current_setting('search_path'), false)",
+                &[&schema],
+            )
+            .pg_context("putting the managed table's schema on the search_path")?;
         let table = Table { schema, name };
         self.table = Some(table.clone());
         Ok(table)

@@ -1,7 +1,7 @@
-// The dashboard's queries: does the planner reach the table through an index
-// where the suite says it should (planner), and is each query's median under
-// the alert threshold (speed). Parameters are drawn from the data by
-// params.rs and always bound; EXPLAIN takes them through the extended protocol.
+//! The dashboard's queries: does the planner reach the table through an index
+//! where the suite says it should (planner), and is each query's median under
+//! the alert threshold (speed). Parameters are drawn from the data by
+//! params.rs and always bound; EXPLAIN takes them through the extended protocol.
 
 use super::context::Ctx;
 use super::{median, Verdict};
@@ -12,8 +12,9 @@ use crate::params::{as_sql_params, literals, RawValue};
 use crate::seed_data::Rng;
 use crate::sqlfiles::QuerySpec;
 use anyhow::{anyhow, Result};
+use postgres::error::SqlState;
 use serde_json::Value;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How a plan reads one table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -137,27 +138,42 @@ pub fn planner(ctx: &mut Ctx) -> Result<Verdict> {
 }
 
 /// speed: each suite query's median over [verify] runs executions is under
-/// the threshold (--max-ms, else [alert] query_ms).
+/// the threshold (--max-ms, else [alert] query_ms). Each run is bounded by
+/// the statement timeout; a run it cancels fails the query as slow.
 pub fn speed(ctx: &mut Ctx) -> Result<Verdict> {
+    // Resolving the table puts its schema first on the search_path.
+    let table = ctx.table()?;
+    let on = format!("{}.{}", table.schema, table.name);
     let queries = ctx.queries()?;
     let runs = ctx.config.verify.runs.max(1);
     let seed = ctx.config.benchmark.seed;
     let max_ms = ctx.max_ms;
-    let mut timed: Vec<(String, f64)> = Vec::with_capacity(queries.len());
+    let timeout_ms = ctx.statement_timeout.as_millis();
+    let mut timed: Vec<(String, Timing)> = Vec::with_capacity(queries.len());
     for q in &queries {
         timed.push((q.name.clone(), median_ms(ctx, q, runs, seed)?));
     }
     let slow: Vec<String> = timed
         .iter()
-        .filter(|(_, ms)| *ms > max_ms)
-        .map(|(name, ms)| format!("{name}: median {ms:.2} ms > {max_ms} ms"))
+        .filter_map(|(name, t)| match t {
+            Timing::Median(ms) if *ms > max_ms => {
+                Some(format!("{name}: median {ms:.2} ms > {max_ms} ms"))
+            }
+            Timing::Median(_) => None,
+            Timing::TimedOut => Some(format!(
+                "{name}: exceeded the statement timeout of {timeout_ms} ms (the run was cancelled)"
+            )),
+        })
         .collect();
     let all = timed
         .chunks(3)
         .map(|chunk| {
             chunk
                 .iter()
-                .map(|(name, ms)| format!("{name} {ms:.2}"))
+                .map(|(name, t)| match t {
+                    Timing::Median(ms) => format!("{name} {ms:.2}"),
+                    Timing::TimedOut => format!("{name} over {timeout_ms}"),
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         })
@@ -165,12 +181,12 @@ pub fn speed(ctx: &mut Ctx) -> Result<Verdict> {
         .join("\n");
     if slow.is_empty() {
         return Ok(Verdict::pass(format!(
-            "medians of {runs} runs, all under {max_ms} ms (ms):\n{all}"
+            "medians of {runs} runs on {on}, all under {max_ms} ms (ms):\n{all}"
         )));
     }
     Ok(Verdict::fail(
         format!(
-            "{} of {} queries slower than {max_ms} ms:\n{}\nmedians of {runs} runs (ms):\n{all}",
+            "{} of {} queries on {on} slower than {max_ms} ms:\n{}\nmedians of {runs} runs (ms):\n{all}",
             slow.len(),
             timed.len(),
             slow.join("\n")
@@ -180,14 +196,31 @@ pub fn speed(ctx: &mut Ctx) -> Result<Verdict> {
     ))
 }
 
-/// Runs `q` `runs` times, prepared once, with a fresh parameter draw each time.
-fn median_ms(ctx: &mut Ctx, q: &QuerySpec, runs: u32, seed: u64) -> Result<f64> {
+/// What the speed check measured for one query.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Timing {
+    /// The median of its runs, in ms.
+    Median(f64),
+    /// A run ran into the statement timeout and was cancelled: the query is
+    /// slow, and its remaining runs are not made.
+    TimedOut,
+}
+
+/// Runs `q` `runs` times, prepared once, with a fresh parameter draw each
+/// time, each run under the check's statement timeout.
+fn median_ms(ctx: &mut Ctx, q: &QuerySpec, runs: u32, seed: u64) -> Result<Timing> {
     let mut rng = Rng::new(seed);
     let mut draws = Vec::with_capacity(runs as usize);
     for _ in 0..runs {
         draws.push(ctx.draw_params(q, &mut rng)?);
     }
     let at = format!("{}:{}", ctx.suite_origin()?, q.line);
+    let timeout = ctx.statement_timeout;
+    // PostgreSQL takes the timeout in whole ms, at most i32::MAX.
+    let set_timeout = format!(
+        "SET LOCAL statement_timeout = {}",
+        timeout.as_millis().clamp(1, i32::MAX as u128)
+    );
     let client = ctx.client()?;
     let failed = |e: postgres::Error| {
         read_only::refusal(&e, &at, &q.name)
@@ -196,16 +229,29 @@ fn median_ms(ctx: &mut Ctx, q: &QuerySpec, runs: u32, seed: u64) -> Result<f64> 
     let stmt = client.prepare(&q.sql).map_err(failed)?;
     let mut times = Vec::with_capacity(draws.len());
     for params in &draws {
-        // Each timed run in its own READ ONLY transaction; only the query is timed.
-        let ms = read_only::run(client, |tx| {
+        // Each timed run in its own READ ONLY transaction, whose timeout ends
+        // with it; only the query is timed.
+        let (elapsed, result) = read_only::run(client, |tx| {
+            tx.batch_execute(&set_timeout)?;
             let started = Instant::now();
-            tx.query(&stmt, &as_sql_params(params))?;
-            Ok(started.elapsed().as_secs_f64() * 1000.0)
+            let result = tx.query(&stmt, &as_sql_params(params));
+            Ok((started.elapsed(), result))
         })
         .map_err(failed)?;
-        times.push(ms);
+        match result {
+            Ok(_) => times.push(elapsed.as_secs_f64() * 1000.0),
+            Err(e) if cancelled_by_timeout(&e, elapsed, timeout) => return Ok(Timing::TimedOut),
+            Err(e) => return Err(failed(e)),
+        }
     }
-    Ok(median(&mut times))
+    Ok(Timing::Median(median(&mut times)))
+}
+
+/// True when `e` is the server cancelling the statement after `timeout`. The
+/// time, not the message (which lc_messages translates), tells it apart from
+/// a pg_cancel_backend: the client waited at least as long as the server ran.
+fn cancelled_by_timeout(e: &postgres::Error, elapsed: Duration, timeout: Duration) -> bool {
+    e.code() == Some(&SqlState::QUERY_CANCELED) && elapsed >= timeout
 }
 
 #[cfg(test)]

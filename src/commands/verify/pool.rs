@@ -1,6 +1,6 @@
-// The connection pool checks: the deploy's pool settings against the targets
-// (config), the pool really opening with health checks on (pool), and the
-// server having room for it (headroom): the V8.5 report's first fix.
+//! The connection pool checks: the deploy's pool settings against the targets
+//! (config), the pool really opening with health checks on (pool), and the
+//! server having room for it (headroom): the V8.5 report's first fix.
 
 use super::context::Ctx;
 use super::Verdict;

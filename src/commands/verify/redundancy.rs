@@ -1,8 +1,8 @@
-// redundancy: an index whose key columns are a leading prefix of another
-// valid index of the same kind costs writes and buys nothing, because the
-// longer index answers the same queries. Indexes never scanned since the
-// statistics were reset are listed too, as information: the report's
-// "check regularly whether indexes are used; drop unused ones".
+//! redundancy: an index whose key columns are a leading prefix of another
+//! valid index of the same kind costs writes and buys nothing, because the
+//! longer index answers the same queries. Indexes never scanned since the
+//! statistics were reset are listed too, as information: the report's
+//! "check regularly whether indexes are used; drop unused ones".
 
 use super::context::Ctx;
 use super::Verdict;

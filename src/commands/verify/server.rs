@@ -1,6 +1,6 @@
-// The server itself: can we reach it and how far away is it (connectivity),
-// and are sessions leaking, idle in transaction or stuck (sessions), the
-// connection leaks the V8.5 report worried about.
+//! The server itself: can we reach it and how far away is it (connectivity),
+//! and are sessions leaking, idle in transaction or stuck (sessions), the
+//! connection leaks the V8.5 report worried about.
 
 use super::context::Ctx;
 use super::{median, Verdict};

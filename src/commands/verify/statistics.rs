@@ -1,6 +1,6 @@
-// statistics: the planner can only choose the indexes well when the table's
-// statistics exist and are recent; a table never analyzed, or changed a lot
-// since, is why "the index is there but the query is still slow".
+//! statistics: the planner can only choose the indexes well when the table's
+//! statistics exist and are recent; a table never analyzed, or changed a lot
+//! since, is why "the index is there but the query is still slow".
 
 use super::context::Ctx;
 use super::Verdict;

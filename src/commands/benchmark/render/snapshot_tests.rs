@@ -16,6 +16,7 @@ fn meta() -> Meta {
         started_at: "2026-11-26T07:38:00Z".into(),
         server_version: "15.18 (Debian 15.18-0+deb12u1)".into(),
         database: "o2o_dashboard".into(),
+        table: Some("public.orders".into()),
         orders: Some(93_728),
         suite: "built-in sql/benchmark.sql".into(),
         mode: "sequential",
@@ -31,6 +32,7 @@ fn meta() -> Meta {
         pool: None,
         baseline: None,
         interrupted: false,
+        damaged_history_lines: Vec::new(),
     }
 }
 
@@ -53,6 +55,7 @@ fn query(name: &str, runs: u64, rows: f64, ms: [f64; 7], qps: f64) -> QueryFigur
             max_ms,
         },
         qps,
+        not_measured: runs == 0,
         seqscan_p50_ms: None,
         speedup: None,
         wait_mean_ms: None,

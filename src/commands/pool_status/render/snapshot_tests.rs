@@ -43,6 +43,7 @@ fn tour() -> PoolStatusReport {
             idle_in_transaction: Vec::new(),
             session_age_seconds: 300.0,
             hidden_sessions: 0,
+            restricted_role: None,
             own_backend: OwnBackend {
                 pid: 10246,
                 via: "direct",
@@ -115,6 +116,7 @@ fn busy() -> PoolStatusReport {
         },
     ];
     r.server.hidden_sessions = 2;
+    r.server.restricted_role = Some("dashboard".into());
     r.server.own_backend = OwnBackend {
         pid: 10311,
         via: "pool",
