@@ -48,6 +48,14 @@ pub struct GlobalArgs {
     /// Output format of the report on stdout
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+
+    /// Write the report to FILE instead of stdout, atomically (a temporary
+    /// file beside it, renamed once complete): for node_exporter's textfile
+    /// collector. A run that cannot finish leaves FILE as it was.
+    ///
+    /// Example: o2o-db --format prometheus --output /var/lib/node_exporter/o2o_db.prom verify
+    #[arg(long, global = true, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 impl GlobalArgs {
@@ -55,6 +63,23 @@ impl GlobalArgs {
         Overrides {
             config: self.config.clone(),
             database_url: self.database_url.clone(),
+        }
+    }
+}
+
+impl Command {
+    /// The subcommand as typed: `pool-status`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Seed(_) => "seed",
+            Command::CreateIndexes(_) => "create-indexes",
+            Command::DropIndexes(_) => "drop-indexes",
+            Command::Verify(_) => "verify",
+            Command::Benchmark(_) => "benchmark",
+            Command::PoolStatus(_) => "pool-status",
+            Command::Demo(_) => "demo",
+            Command::Completions(_) => "completions",
+            Command::Man => "man",
         }
     }
 }

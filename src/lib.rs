@@ -45,7 +45,25 @@ use cli::{Cli, Command};
 
 /// Resolves the configuration, runs one subcommand and writes its report to stdout.
 pub fn run(cli: Cli) -> Result<Outcome> {
-    let out = &mut std::io::stdout().lock();
+    let Some(path) = cli.global.output.clone() else {
+        return dispatch(&cli, &mut std::io::stdout().lock());
+    };
+    if let Command::PoolStatus(args) = &cli.command {
+        if args.watch.is_some() {
+            anyhow::bail!(
+                "--output writes one report; --watch writes a stream: leave one of them out"
+            );
+        }
+    }
+    // Created first: an unwritable directory fails before any work.
+    let mut file = report::AtomicOutput::create(&path)?;
+    let outcome = dispatch(&cli, &mut file)?;
+    file.commit()?;
+    Ok(outcome)
+}
+
+/// Runs the subcommand, writing its report to `out`.
+fn dispatch(cli: &Cli, out: &mut dyn std::io::Write) -> Result<Outcome> {
     let format = cli.global.format;
     // Resolved only by the commands that use a database.
     let config = || config::resolve(&cli.global.overrides(), &config::process_env);

@@ -1,7 +1,8 @@
 //! The o2o-db binary: parse, run the library, turn the outcome into an exit code.
 //! main alone decides exit codes: 0 good, 1 findings, 2 could not run, 130 interrupted.
 //! With --format json, a run that cannot happen still prints one JSON document on
-//! stdout ({"error": {"message", "exit_code"}}), so monitoring never parses nothing.
+//! stdout ({"error": {"message", "exit_code"}}), so monitoring never parses nothing;
+//! with --format nagios it prints `O2O_DB <COMMAND> UNKNOWN - <message>` and exits 3.
 
 use clap::Parser;
 use o2o_db::cli::Cli;
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
     };
     // Known before `run` takes the cli: how to say that the run failed.
     let format = cli.global.format;
+    let command = cli.command.name();
     match o2o_db::run(cli) {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),
         // `o2o-db ... | head` closed our stdout: nothing left to say, like ripgrep.
@@ -28,8 +30,13 @@ fn main() -> ExitCode {
             // {:#} prints the whole context chain on one line: "in o2o-db.toml: ...: ...".
             let message = redact_text(&format!("{err:#}"));
             eprintln!("o2o-db: error: {message}");
-            if format == Format::Json {
-                print_error_document(&message, COULD_NOT_RUN);
+            match format {
+                Format::Json => print_error_document(&message, COULD_NOT_RUN),
+                Format::Nagios => {
+                    println!("{}", o2o_db::report::nagios::unknown(command, &message));
+                    return ExitCode::from(o2o_db::report::NagiosState::Unknown as u8);
+                }
+                _ => {}
             }
             ExitCode::from(COULD_NOT_RUN)
         }
@@ -40,7 +47,18 @@ fn main() -> ExitCode {
 /// with --format json on the command line, the error document on stdout too.
 fn usage_error(e: &clap::Error) -> ExitCode {
     let code = u8::try_from(e.exit_code()).unwrap_or(COULD_NOT_RUN);
-    if e.use_stderr() && o2o_db::cli::format_in_args(std::env::args_os()) == Some(Format::Json) {
+    let asked = o2o_db::cli::format_in_args(std::env::args_os());
+    if e.use_stderr() && asked == Some(Format::Nagios) {
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        println!(
+            "{}",
+            o2o_db::report::nagios::unknown("o2o-db", first.trim_start_matches("error: "))
+        );
+        let _ = e.print();
+        return ExitCode::from(o2o_db::report::NagiosState::Unknown as u8);
+    }
+    if e.use_stderr() && asked == Some(Format::Json) {
         let text = redact_text(&e.to_string());
         // clap's first paragraph is the error; the rest is usage and a --help hint.
         let first = text.split("\n\n").next().unwrap_or_default().trim();

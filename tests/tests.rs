@@ -12,6 +12,7 @@ mod examples;
 mod faults;
 mod fuzz;
 mod index_state;
+mod monitoring;
 mod params;
 mod pool;
 mod pool_status;

@@ -11,6 +11,7 @@
 //! --load, watch.rs --watch, render.rs the table.
 
 mod load;
+mod monitoring;
 mod render;
 mod watch;
 
@@ -107,6 +108,21 @@ pub struct PoolStatusReport {
 }
 
 impl Report for PoolStatusReport {
+    const FORMATS: &'static [Format] = &[
+        Format::Table,
+        Format::Json,
+        Format::Prometheus,
+        Format::Nagios,
+    ];
+
+    fn render_prometheus(&self, w: &mut dyn Write) -> Result<()> {
+        monitoring::prometheus(self, w)
+    }
+
+    fn nagios(&self) -> Option<crate::report::NagiosCheck> {
+        Some(monitoring::nagios(self))
+    }
+
     fn render_table(&self, w: &mut dyn Write) -> Result<()> {
         render::table(self, w)
     }

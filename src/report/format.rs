@@ -2,6 +2,7 @@
 //! command's report implements, and the steps that check the format before
 //! any work, render the report and hand back its outcome.
 
+use super::nagios::{NagiosCheck, NagiosState};
 use super::Outcome;
 use anyhow::Result;
 use serde::Serialize;
@@ -17,6 +18,12 @@ pub enum Format {
     Json,
     /// Comma-separated rows (benchmark).
     Csv,
+    /// Prometheus text exposition, for node_exporter's textfile collector
+    /// (verify, pool-status, benchmark, create-indexes).
+    Prometheus,
+    /// One Nagios status line with perfdata, and Nagios exit codes (0 OK,
+    /// 1 WARNING, 2 CRITICAL, 3 UNKNOWN) (verify, pool-status, benchmark).
+    Nagios,
 }
 
 impl Format {
@@ -26,6 +33,8 @@ impl Format {
             Format::Table => "table",
             Format::Json => "json",
             Format::Csv => "csv",
+            Format::Prometheus => "prometheus",
+            Format::Nagios => "nagios",
         }
     }
 }
@@ -42,6 +51,16 @@ pub trait Report: Serialize {
     /// The CSV form, for reports whose FORMATS include it.
     fn render_csv(&self, _w: &mut dyn Write) -> Result<()> {
         anyhow::bail!("internal: --format csv has no renderer for this report")
+    }
+
+    /// The Prometheus form, for reports whose FORMATS include it.
+    fn render_prometheus(&self, _w: &mut dyn Write) -> Result<()> {
+        anyhow::bail!("internal: --format prometheus has no renderer for this report")
+    }
+
+    /// What the report says to Nagios, for reports whose FORMATS include it.
+    fn nagios(&self) -> Option<NagiosCheck> {
+        None
     }
 
     /// Whether the run found a problem (exit 1).
@@ -83,15 +102,28 @@ pub fn render(report: &impl Report, format: Format, w: &mut dyn Write) -> Result
             writeln!(w)?;
         }
         Format::Csv => report.render_csv(w)?,
+        Format::Prometheus => report.render_prometheus(w)?,
+        Format::Nagios => match report.nagios() {
+            Some(check) => check.write(w)?,
+            None => anyhow::bail!("internal: --format nagios has no renderer for this report"),
+        },
     }
     w.flush()?;
     Ok(())
 }
 
-/// Renders and returns the outcome: the last step of most commands.
+/// Renders and returns the outcome: the last step of most commands. With
+/// --format nagios the outcome is the Nagios state (an interrupted run: UNKNOWN).
 pub fn emit(report: &impl Report, format: Format, w: &mut dyn Write) -> Result<Outcome> {
     render(report, format, w)?;
-    Ok(report.outcome())
+    let outcome = report.outcome();
+    match (format, report.nagios()) {
+        (Format::Nagios, _) if outcome == Outcome::Interrupted => {
+            Ok(Outcome::Nagios(NagiosState::Unknown))
+        }
+        (Format::Nagios, Some(check)) => Ok(Outcome::Nagios(check.state)),
+        _ => Ok(outcome),
+    }
 }
 
 /// A table with the project's look: UTF-8 borders, content-sized columns.

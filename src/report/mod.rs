@@ -8,14 +8,19 @@
 //! (a failed check, a crossed threshold) are data in the report, not errors.
 
 mod format;
+pub mod nagios;
 mod outcome;
+mod output;
 mod progress;
+pub mod prometheus;
 mod units;
 
 #[cfg(test)]
 pub(crate) mod snapshot;
 
 pub use format::{check_format, emit, render, run_and_emit, table, Format, Report};
+pub use nagios::{NagiosCheck, NagiosState};
 pub use outcome::Outcome;
+pub use output::AtomicOutput;
 pub use progress::{interactive, notice, progress_bar};
 pub use units::{ms, size_pretty};

@@ -1,6 +1,8 @@
 //! What a run found, kept apart from how it is shown: main turns it into the
 //! exit code, and commands that run several steps combine theirs with `and`.
 
+use super::nagios::NagiosState;
+
 /// What a run found; main turns it into the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -11,6 +13,8 @@ pub enum Outcome {
     /// Stopped by a signal after reporting what was done: exit 128 + the
     /// signal (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
     Interrupted,
+    /// `--format nagios`: the plugin's own exit code (0, 1, 2, 3).
+    Nagios(NagiosState),
 }
 
 impl Outcome {
@@ -20,6 +24,7 @@ impl Outcome {
             Outcome::Findings => 1,
             // 128 + the signal that stopped the run: 130 for Ctrl-C, 143 for SIGTERM.
             Outcome::Interrupted => crate::stop::exit_code(),
+            Outcome::Nagios(state) => state as u8,
         }
     }
 
@@ -28,6 +33,8 @@ impl Outcome {
         use Outcome::*;
         match (self, other) {
             (Interrupted, _) | (_, Interrupted) => Interrupted,
+            (Nagios(a), Nagios(b)) => Nagios(a.max(b)),
+            (Nagios(a), _) | (_, Nagios(a)) => Nagios(a),
             (Findings, _) | (_, Findings) => Findings,
             _ => Clean,
         }

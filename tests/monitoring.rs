@@ -1,0 +1,219 @@
+//! Monitoring output against real PostgreSQL: every command's `--format
+//! prometheus` passes `promtool check metrics` and is parsed back with a real
+//! parser to assert values; `--format nagios` lines and exit codes; `--output`
+//! never leaves a partial file.
+
+use crate::support::{self, TestDb};
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+/// Checks `text` with promtool (the Prometheus project's own linter).
+fn promtool_accepts(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; scripts/setup test installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics refused it:\n{}{}\n--- the text:\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The samples of a document, by metric name.
+pub fn samples(text: &str) -> HashMap<String, Vec<prometheus_parse::Sample>> {
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("parses as Prometheus text");
+    let mut by_name: HashMap<String, Vec<prometheus_parse::Sample>> = HashMap::new();
+    for s in scrape.samples {
+        by_name.entry(s.metric.clone()).or_default().push(s);
+    }
+    by_name
+}
+
+/// The value of the one sample of `name` whose labels include `labels`.
+pub fn value(
+    all: &HashMap<String, Vec<prometheus_parse::Sample>>,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> f64 {
+    let found: Vec<f64> = all
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name}"))
+        .iter()
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{name}{labels:?}: {found:?}");
+    found[0]
+}
+
+/// Runs the binary and checks its prometheus output; returns it parsed.
+fn scrape(out: &Output) -> HashMap<String, Vec<prometheus_parse::Sample>> {
+    let text = support::stdout(out);
+    promtool_accepts(&text);
+    samples(&text)
+}
+
+fn config_file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+fn connect_as(db: &TestDb, application: &str) -> postgres::Client {
+    let mut conn = db.conn.clone();
+    conn.application_name = Some(application.into());
+    o2o_db::db::connect(&conn).unwrap()
+}
+
+#[test]
+fn pool_status_metrics_and_nagios_follow_the_alert() {
+    let db = TestDb::empty("mon_pool");
+    let config = config_file(
+        "[database]\napplication_name = \"o2o-dashboard\"\n\n[pool]\nsize = 2\nmax_overflow = 2\n\n[alert]\npool_usage_percent = 70\n",
+    );
+    let run = |args: &[&str]| {
+        db.cmd()
+            .arg("--config")
+            .arg(config.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let calm = run(&["--format", "prometheus", "pool-status"]);
+    assert_eq!(calm.status.code(), Some(0), "{}", support::stderr(&calm));
+    let m = scrape(&calm);
+    assert_eq!(value(&m, "o2o_db_pool_max_size", &[]), 4.0);
+    assert_eq!(value(&m, "o2o_db_pool_alert", &[]), 0.0);
+    let ok = run(&["--format", "nagios", "pool-status"]);
+    let line = support::stdout(&ok);
+    assert_eq!(ok.status.code(), Some(0), "{line}");
+    assert!(
+        line.starts_with("O2O_DB POOL_STATUS OK - o2o-dashboard at 0.0%"),
+        "{line}"
+    );
+    assert!(line.contains("| app_usage=0.0%;70;70;0;100"), "{line}");
+
+    let _dashboard: Vec<_> = (0..4).map(|_| connect_as(&db, "o2o-dashboard")).collect();
+    let busy = run(&["--format", "prometheus", "pool-status"]);
+    assert_eq!(busy.status.code(), Some(1), "the alert is a finding");
+    let m = scrape(&busy);
+    let usage = value(
+        &m,
+        "o2o_db_app_usage_ratio",
+        &[("application", "o2o-dashboard")],
+    );
+    assert!(usage > 0.8, "4 of 4 connections: {usage}");
+    assert_eq!(value(&m, "o2o_db_pool_alert", &[]), 1.0);
+    assert_eq!(
+        value(
+            &m,
+            "o2o_db_server_connections",
+            &[("application", "o2o-dashboard"), ("state", "idle")]
+        ),
+        4.0
+    );
+    let critical = run(&["--format", "nagios", "pool-status"]);
+    assert_eq!(critical.status.code(), Some(2), "CRITICAL");
+    assert!(support::stdout(&critical).starts_with("O2O_DB POOL_STATUS CRITICAL - "));
+}
+
+#[test]
+fn nagios_says_unknown_with_exit_3_when_the_check_cannot_run() {
+    for args in [
+        vec![
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/x?connect_timeout=2",
+            "--format",
+            "nagios",
+            "pool-status",
+        ],
+        vec!["--format", "nagios", "pool-status", "--no-such-flag"],
+    ] {
+        let out = support::bare_cmd().args(&args).output().unwrap();
+        let line = support::stdout(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{args:?}: {line}{}",
+            support::stderr(&out)
+        );
+        assert!(
+            line.starts_with("O2O_DB ") && line.contains(" UNKNOWN - "),
+            "{line}"
+        );
+        assert_eq!(line.lines().count(), 1, "one status line: {line}");
+    }
+}
+
+#[test]
+fn output_is_written_whole_or_not_at_all() {
+    let db = TestDb::empty("mon_output");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o2o_db.prom");
+    let out = db
+        .cmd()
+        .args(["--format", "prometheus", "--output"])
+        .arg(&path)
+        .arg("pool-status")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    assert!(
+        support::stdout(&out).is_empty(),
+        "the report went to the file"
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    promtool_accepts(&text);
+
+    // A run that cannot finish leaves the last complete file and no temporary one.
+    let failed = support::bare_cmd()
+        .args([
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/x?connect_timeout=2",
+        ])
+        .args(["--format", "prometheus", "--output"])
+        .arg(&path)
+        .arg("pool-status")
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, [std::ffi::OsString::from("o2o_db.prom")]);
+    // An unwritable place fails before any work.
+    let out = db
+        .cmd()
+        .args([
+            "--format",
+            "prometheus",
+            "--output",
+            "/nonexistent/dir/x.prom",
+            "pool-status",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(support::stderr(&out).contains("--output /nonexistent/dir/x.prom"));
+}
