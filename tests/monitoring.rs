@@ -217,3 +217,15 @@ fn output_is_written_whole_or_not_at_all() {
     assert_eq!(out.status.code(), Some(2));
     assert!(support::stderr(&out).contains("--output /nonexistent/dir/x.prom"));
 }
+
+#[test]
+fn the_sample_alerting_rules_are_valid() {
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/prometheus/o2o-db.rules.yml");
+    let out = Command::new("promtool")
+        .args(["check", "rules", rules])
+        .output()
+        .expect("promtool");
+    let text = format!("{}{}", support::stdout(&out), support::stderr(&out));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("SUCCESS: 5 rules found"), "{text}");
+}
