@@ -220,7 +220,10 @@ fn output_is_written_whole_or_not_at_all() {
 
 #[test]
 fn the_sample_alerting_rules_are_valid() {
-    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/prometheus/o2o-db.rules.yml");
+    let rules = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/prometheus/o2o-db.rules.yml"
+    );
     let out = Command::new("promtool")
         .args(["check", "rules", rules])
         .output()
@@ -228,4 +231,61 @@ fn the_sample_alerting_rules_are_valid() {
     let text = format!("{}{}", support::stdout(&out), support::stderr(&out));
     assert!(out.status.success(), "{text}");
     assert!(text.contains("SUCCESS: 5 rules found"), "{text}");
+}
+
+#[test]
+fn create_indexes_metrics_count_what_the_run_did() {
+    let db = TestDb::seeded("mon_create", 2000);
+    let out = db
+        .cmd()
+        .args(["--format", "prometheus", "create-indexes", "--no-analyze"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let m = scrape(&out);
+    assert_eq!(
+        value(
+            &m,
+            "o2o_db_create_indexes_indexes",
+            &[("status", "created")]
+        ),
+        11.0
+    );
+    assert_eq!(
+        value(&m, "o2o_db_create_indexes_indexes", &[("status", "failed")]),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "o2o_db_create_indexes_index_status",
+            &[
+                ("index", "idx_orders_scene"),
+                ("status", "created"),
+                ("table", "public.orders")
+            ]
+        ),
+        1.0
+    );
+    assert!(
+        value(
+            &m,
+            "o2o_db_create_indexes_index_size_bytes",
+            &[("index", "idx_orders_scene")]
+        ) > 0.0
+    );
+    let again = db
+        .cmd()
+        .args(["--format", "prometheus", "create-indexes", "--no-analyze"])
+        .output()
+        .unwrap();
+    let m = scrape(&again);
+    assert_eq!(
+        value(
+            &m,
+            "o2o_db_create_indexes_indexes",
+            &[("status", "skipped")]
+        ),
+        11.0
+    );
 }

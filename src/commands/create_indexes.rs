@@ -8,6 +8,7 @@
 //! progress and blockers (executor), check the result on the server again,
 //! ANALYZE, report. Nothing here keeps a transaction open across a build.
 
+mod monitoring;
 pub mod summary;
 
 pub use summary::{CreateIndexesReport, IndexResult, Status, Summary};

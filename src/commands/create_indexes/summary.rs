@@ -3,7 +3,7 @@
 //! for a DBA and as JSON for monitoring. Failed and drifted indexes are
 //! findings (exit 1).
 
-use crate::report::{self, Outcome, Report};
+use crate::report::{self, Format, Outcome, Report};
 use anyhow::Result;
 use serde::Serialize;
 use std::io::Write;
@@ -103,6 +103,12 @@ pub struct CreateIndexesReport {
 }
 
 impl Report for CreateIndexesReport {
+    const FORMATS: &'static [Format] = &[Format::Table, Format::Json, Format::Prometheus];
+
+    fn render_prometheus(&self, w: &mut dyn Write) -> Result<()> {
+        super::monitoring::prometheus(self, w)
+    }
+
     fn render_table(&self, w: &mut dyn Write) -> Result<()> {
         for notice in &self.notices {
             writeln!(w, "note: {notice}")?;
