@@ -11,7 +11,7 @@ mod create_index;
 pub use super::tokens::MAX_IDENT_BYTES;
 
 use super::split::split_statements;
-use crate::ident::quote_ident;
+use crate::ident::{quote_ident, quote_qualified};
 use anyhow::{bail, Result};
 use create_index::parse_create_index;
 use serde::Serialize;
@@ -40,10 +40,12 @@ pub struct IndexSpec {
 impl IndexSpec {
     /// The table, quoted and schema-qualified when the file qualified it.
     pub fn qualified_table(&self) -> String {
-        match &self.schema {
-            Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&self.table)),
-            None => quote_ident(&self.table),
-        }
+        quote_qualified(self.schema.as_deref(), &self.table)
+    }
+
+    /// The index, quoted and schema-qualified when the file qualified its table.
+    pub fn qualified_name(&self) -> String {
+        quote_qualified(self.schema.as_deref(), &self.name)
     }
 
     /// The statement that builds this index, with every identifier quoted.
@@ -65,13 +67,10 @@ impl IndexSpec {
 
     /// The statement that drops this index.
     pub fn drop_sql(&self, concurrently: bool) -> String {
-        let name = match &self.schema {
-            Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&self.name)),
-            None => quote_ident(&self.name),
-        };
         format!(
-            "DROP INDEX {}IF EXISTS {name}",
-            if concurrently { "CONCURRENTLY " } else { "" }
+            "DROP INDEX {}IF EXISTS {}",
+            if concurrently { "CONCURRENTLY " } else { "" },
+            self.qualified_name()
         )
     }
 }

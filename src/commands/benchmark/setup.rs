@@ -3,9 +3,10 @@
 //! server's version, the table's rows and each query's candidate parameters.
 
 use super::runner::Job;
+use crate::catalog;
 use crate::config::Config;
 use crate::db::{self, PgContext};
-use crate::ident::quote_ident;
+use crate::ident::quote_qualified;
 use crate::params::{self, ParamPool};
 use crate::seed_data::Rng;
 use crate::sqlfiles::{IndexSet, QuerySpec};
@@ -25,20 +26,14 @@ pub struct ManagedTable {
 pub fn on_managed_table(config: &Config) -> Result<(Config, Option<ManagedTable>)> {
     let set = IndexSet::load(config.indexes.file.as_deref())?;
     let mut client = db::connect(&config.conn)?;
-    let found = client
-        .query_opt(
-            "SELECT n.nspname::text, c.relname::text FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
-            &[&set.table().qualified_table()],
-        )
+    let found = catalog::indexes::find_table(&mut client, &set)
         .pg_context("looking up the managed table")?;
     let mut config = config.clone();
-    let table = found.map(|row| {
-        let (schema, name): (String, String) = (row.get(0), row.get(1));
+    let table = found.map(|(schema, name)| {
         config.conn.schema_first = Some(schema.clone());
         ManagedTable {
             shown: format!("{schema}.{name}"),
-            quoted: format!("{}.{}", quote_ident(&schema), quote_ident(&name)),
+            quoted: quote_qualified(Some(&schema), &name),
         }
     });
     Ok((config, table))

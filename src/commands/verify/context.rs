@@ -6,7 +6,7 @@ use super::VerifyArgs;
 use crate::catalog::indexes::resolve_table;
 use crate::config::Config;
 use crate::db::{self, PgContext};
-use crate::ident::quote_ident;
+use crate::ident::quote_qualified;
 use crate::params::{ParamPool, ParamRow};
 use crate::seed_data::Rng;
 use crate::sqlfiles::{IndexSet, QuerySpec, QuerySuite};
@@ -41,7 +41,7 @@ pub struct Table {
 impl Table {
     /// `"schema"."name"`, for SQL text and for to_regclass.
     pub fn qualified(&self) -> String {
-        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+        quote_qualified(Some(&self.schema), &self.name)
     }
 }
 
