@@ -213,25 +213,18 @@ fn the_p95_limit_sets_the_exit_code() {
         "--iterations",
         "5",
     ];
-    let ok = db
-        .cmd()
-        .args(base)
-        .args(["--max-p95-ms", "100000"])
-        .output()
-        .unwrap();
-    assert_eq!(ok.status.code(), Some(0), "{}", support::stderr(&ok));
+    let ok = support::run(db.cmd().args(base).args(["--max-p95-ms", "100000"]), 0);
     assert!(support::stdout(&ok).contains("every query under it"));
     assert!(
         support::stderr(&ok).is_empty(),
         "no progress off a terminal"
     );
-    let slow = db
-        .cmd()
-        .args(base)
-        .args(["--max-p95-ms", "0.0001", "--format", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(slow.status.code(), Some(1), "{}", support::stderr(&slow));
+    let slow = support::run(
+        db.cmd()
+            .args(base)
+            .args(["--max-p95-ms", "0.0001", "--format", "json"]),
+        1,
+    );
     let json: serde_json::Value = serde_json::from_slice(&slow.stdout).unwrap();
     assert_eq!(json["meta"]["max_p95_ms"], 0.0001);
     for q in json["queries"].as_array().unwrap() {
@@ -241,21 +234,15 @@ fn the_p95_limit_sets_the_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("o2o-db.toml");
     std::fs::write(&cfg, "[alert]\nquery_ms = 0.0001\n").unwrap();
-    let from_config = db
-        .cmd()
-        .args(["--config", cfg.to_str().unwrap()])
-        .args(base)
-        .output()
-        .unwrap();
-    assert_eq!(from_config.status.code(), Some(1));
+    let from_config = support::run(
+        db.cmd()
+            .args(["--config", cfg.to_str().unwrap()])
+            .args(base),
+        1,
+    );
     assert!(support::stdout(&from_config).contains("p95 over limit"));
     // Could not run: exit 2 with the reason.
-    let bad = db
-        .cmd()
-        .args(["benchmark", "--only", "no_such_query"])
-        .output()
-        .unwrap();
-    assert_eq!(bad.status.code(), Some(2));
+    let bad = support::run(db.cmd().args(["benchmark", "--only", "no_such_query"]), 2);
     assert!(
         support::stderr(&bad).contains("no query named no_such_query"),
         "{}",
@@ -363,13 +350,7 @@ fn csv_and_json_parse_with_the_documented_fields() {
         "--max-p95-ms",
         &generous,
     ];
-    let out = db
-        .cmd()
-        .args(args)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let out = support::run(db.cmd().args(args).args(["--format", "json"]), 0);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for key in [
         "server_version",
@@ -417,13 +398,7 @@ fn csv_and_json_parse_with_the_documented_fields() {
         .unwrap()
         .is_empty());
 
-    let out = db
-        .cmd()
-        .args(args)
-        .args(["--format", "csv"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let out = support::run(db.cmd().args(args).args(["--format", "csv"]), 0);
     let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
     let header = reader.headers().unwrap().clone();
     assert_eq!(

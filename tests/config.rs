@@ -257,11 +257,10 @@ fn bad_config_files_exit_2_with_file_line_and_hint() {
         assert!(!err.contains("panicked"), "{name}: {err}");
         assert!(!err.contains("hunter2"), "{name}: password leaked: {err}");
     }
-    let out = support::bare_cmd()
-        .args(["--config", "/nonexistent/o2o-db.toml", "seed"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = support::run(
+        support::bare_cmd().args(["--config", "/nonexistent/o2o-db.toml", "seed"]),
+        2,
+    );
     assert!(support::stderr(&out).contains("config file /nonexistent/o2o-db.toml not found"));
 }
 

@@ -102,12 +102,7 @@ fn fresh_database_gets_eleven_created_then_eleven_skipped() {
     assert!(all_builtin_match(&db));
 
     // Second run, through the binary: 11 skipped, JSON as the issue specifies, exit 0.
-    let out = db
-        .cmd()
-        .args(["--format", "json", "create-indexes"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let out = support::run(db.cmd().args(["--format", "json", "create-indexes"]), 0);
     let v = json(&out);
     assert_eq!(
         v["summary"],
@@ -152,12 +147,11 @@ fn fresh_database_gets_eleven_created_then_eleven_skipped() {
 fn one_dropped_index_is_created_again() {
     let db = TestDb::seeded("ci_one_dropped", ORDERS);
     create(&db, &CreateIndexesArgs::default());
-    let out = db
-        .cmd()
-        .args(["--format", "json", "drop-indexes", "idx_orders_scene"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let out = support::run(
+        db.cmd()
+            .args(["--format", "json", "drop-indexes", "idx_orders_scene"]),
+        0,
+    );
     let v = json(&out);
     assert_eq!(v["summary"]["dropped"], 1);
     assert_eq!(v["indexes"][0]["status"], "dropped");
@@ -263,12 +257,11 @@ fn a_drifted_index_is_reported_and_replaced_only_on_request() {
     );
     assert!(text.contains("expected: CREATE INDEX"), "{text}");
 
-    let out = db
-        .cmd()
-        .args(["--format", "json", "create-indexes", "--replace-drifted"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let out = support::run(
+        db.cmd()
+            .args(["--format", "json", "create-indexes", "--replace-drifted"]),
+        0,
+    );
     let v = json(&out);
     assert_eq!(
         (
@@ -557,14 +550,13 @@ fn a_second_run_meets_the_run_lock() {
              AND objid = ({key}::int8 & 4294967295)::oid)"
         ),
     );
-    let out = db
-        .cmd()
-        .arg("create-indexes")
-        .arg("--indexes")
-        .arg(file.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = support::run(
+        db.cmd()
+            .arg("create-indexes")
+            .arg("--indexes")
+            .arg(file.path()),
+        2,
+    );
     let err = support::stderr(&out);
     assert!(
         err.contains("another index run on public.orders is in progress"),
@@ -576,8 +568,7 @@ fn a_second_run_meets_the_run_lock() {
     );
     assert!(err.contains("--wait"), "{err}");
     // drop-indexes takes the same lock.
-    let out = db.cmd().arg("drop-indexes").output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
+    support::run(db.cmd().arg("drop-indexes"), 2);
 
     // With --wait, a second run waits for the first and then finds nothing to do.
     let mut waiting = std_cmd(&db)
@@ -609,12 +600,7 @@ fn dry_run_changes_nothing() {
         .client()
         .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY idx_orders_scene ON orders (scene)");
     let before = db.scalar_i64("SELECT count(*) FROM pg_indexes WHERE tablename = 'orders'");
-    let out = db
-        .cmd()
-        .args(["create-indexes", "--dry-run"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let out = support::run(db.cmd().args(["create-indexes", "--dry-run"]), 0);
     let text = support::stdout(&out);
     assert!(
         text.contains("dry run, nothing changed: total 11 / created 9 / skipped 1 / rebuilt 1"),
@@ -679,21 +665,15 @@ fn jobs_two_builds_the_same_set_with_plain_builds() {
     );
 
     // A setting the server refuses stops the run before anything is built.
-    let out = db
-        .cmd()
-        .args(["create-indexes", "--maintenance-work-mem", "lots"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = support::run(
+        db.cmd()
+            .args(["create-indexes", "--maintenance-work-mem", "lots"]),
+        2,
+    );
     assert!(support::stderr(&out).contains("cannot set maintenance_work_mem to lots"));
 
     // Concurrent builds of one table cannot overlap: refused with the reason.
-    let out = db
-        .cmd()
-        .args(["create-indexes", "--jobs", "2"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = support::run(db.cmd().args(["create-indexes", "--jobs", "2"]), 2);
     assert!(support::stderr(&out).contains("--jobs 2 needs --no-concurrently"));
 }
 
@@ -794,12 +774,7 @@ fn drop_indexes_drops_managed_indexes_only() {
     db.client()
         .batch_execute("CREATE TABLE other (x int); CREATE INDEX idx_orders_scene ON other (x)")
         .unwrap();
-    let out = db
-        .cmd()
-        .args(["drop-indexes", "idx_orders_scene"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    let out = support::run(db.cmd().args(["drop-indexes", "idx_orders_scene"]), 1);
     assert!(support::stdout(&out).contains("exists on table other, not on public.orders"));
     assert_eq!(
         db.scalar_i64("SELECT count(*) FROM pg_indexes WHERE indexname = 'idx_orders_scene'"),
@@ -811,51 +786,27 @@ fn drop_indexes_drops_managed_indexes_only() {
 fn bad_index_files_are_rejected_with_file_and_line() {
     let db = TestDb::seeded("ci_bad_file", ORDERS);
     let dir = tempfile::tempdir().unwrap();
-    let not_index = dir.path().join("not_index.sql");
-    std::fs::write(
-        &not_index,
-        "-- managed\nCREATE INDEX a ON orders (scene);\nDROP TABLE orders;\n",
-    )
-    .unwrap();
-    let out = db
-        .cmd()
-        .arg("create-indexes")
-        .arg("--indexes")
-        .arg(&not_index)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = support::stderr(&out);
-    assert!(
-        err.contains(&format!(
-            "{}:3: expected a named `CREATE INDEX",
-            not_index.display()
-        )),
-        "{err}"
-    );
-
-    let bad_column = dir.path().join("bad_column.sql");
-    std::fs::write(
-        &bad_column,
-        "\nCREATE INDEX idx_x ON orders (no_such_column);\n",
-    )
-    .unwrap();
-    let out = db
-        .cmd()
-        .arg("create-indexes")
-        .arg("--indexes")
-        .arg(&bad_column)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = support::stderr(&out);
-    assert!(
-        err.contains(&format!(
-            "{}:2: index idx_x is not valid",
-            bad_column.display()
-        )),
-        "{err}"
-    );
+    for (name, text, at) in [
+        (
+            "not_index.sql",
+            "-- managed\nCREATE INDEX a ON orders (scene);\nDROP TABLE orders;\n",
+            "3: expected a named `CREATE INDEX",
+        ),
+        (
+            "bad_column.sql",
+            "\nCREATE INDEX idx_x ON orders (no_such_column);\n",
+            "2: index idx_x is not valid",
+        ),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let out = support::run(
+            db.cmd().arg("create-indexes").arg("--indexes").arg(&file),
+            2,
+        );
+        let err = support::stderr(&out);
+        assert!(err.contains(&format!("{}:{at}", file.display())), "{err}");
+    }
 
     // The config's [indexes] file is used when no flag is given, relative to the config.
     std::fs::write(
@@ -863,28 +814,20 @@ fn bad_index_files_are_rejected_with_file_and_line() {
         "[indexes]\nfile = \"not_index.sql\"\n",
     )
     .unwrap();
-    let out = db
-        .cmd()
-        .arg("--config")
-        .arg(dir.path().join("o2o-db.toml"))
-        .args(["drop-indexes", "--dry-run"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = support::run(
+        db.cmd()
+            .arg("--config")
+            .arg(dir.path().join("o2o-db.toml"))
+            .args(["drop-indexes", "--dry-run"]),
+        2,
+    );
     assert!(support::stderr(&out).contains("not_index.sql:3:"));
     assert_eq!(managed_indexes(&db), 0);
 }
 
-/// The binary as a std Command (to spawn and signal it), with bare_cmd's clean environment.
+/// The binary as a std Command (to spawn and signal it), pointed at `db`.
 fn std_cmd(db: &TestDb) -> std::process::Command {
-    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("o2o-db"));
-    c.current_dir(support::scratch_dir());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PG") || k.starts_with("O2O_DB_") || k == "DATABASE_URL" {
-            c.env_remove(k);
-        }
-    }
-    c.env("HOME", support::scratch_dir());
+    let mut c = support::bare_std_cmd();
     c.arg("--database-url").arg(db.url());
     c
 }

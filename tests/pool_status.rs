@@ -137,12 +137,11 @@ fn a_session_left_idle_in_transaction_is_listed() {
     assert!(status.server.idle_in_transaction.is_empty());
 
     // The binary lists it too; a leak alone is not the usage alert.
-    let out = db
-        .cmd()
-        .args(["--format", "json", "pool-status", "--session-age", "100ms"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let out = support::run(
+        db.cmd()
+            .args(["--format", "json", "pool-status", "--session-age", "100ms"]),
+        0,
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["server"]["idle_in_transaction"][0]["pid"], leak_pid);
     let out = db
@@ -291,11 +290,8 @@ fn load_beyond_max_size_queues_without_errors_when_the_timeout_is_generous() {
 fn load_with_a_tiny_timeout_counts_timeouts_and_exits_1() {
     let db = TestDb::empty("ps_load_timeout");
     let (_dir, config) = config_file("[pool]\nsize = 1\nmax_overflow = 0\ntimeout = \"200ms\"\n");
-    let out = db
-        .cmd()
-        .arg("--config")
-        .arg(&config)
-        .args([
+    let out = support::run(
+        db.cmd().arg("--config").arg(&config).args([
             "--format",
             "json",
             "pool-status",
@@ -305,10 +301,9 @@ fn load_with_a_tiny_timeout_counts_timeouts_and_exits_1() {
             "1500ms",
             "--hold",
             "1s",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+        ]),
+        1,
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let load = &v["load"];
     assert!(load["timeouts"].as_u64().unwrap() > 0, "{load}");

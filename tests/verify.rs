@@ -521,11 +521,10 @@ fn cli_prints_the_json_shape_and_gates_on_exit_codes() {
 fn cli_cannot_run_is_exit_2_with_the_reason() {
     let unreachable = "postgres://postgres@127.0.0.1:1/o2o_dashboard?connect_timeout=2";
     // Nothing listens on port 1: exit 2 with where and why, and no report.
-    let out = support::bare_cmd()
-        .args(["--database-url", unreachable, "verify"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = support::run(
+        support::bare_cmd().args(["--database-url", unreachable, "verify"]),
+        2,
+    );
     let err = support::stderr(&out);
     assert!(
         err.contains("cannot connect to 127.0.0.1:1/o2o_dashboard"),
@@ -533,18 +532,13 @@ fn cli_cannot_run_is_exit_2_with_the_reason() {
     );
     assert!(out.stdout.is_empty());
     // Checks that need no server still run without one.
-    let out = support::bare_cmd()
-        .args(["--database-url", unreachable, "verify", "--only", "config"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let out = support::run(
+        support::bare_cmd().args(["--database-url", unreachable, "verify", "--only", "config"]),
+        0,
+    );
     assert!(support::stdout(&out).contains("pool size: 20 (target: 20)"));
     // Unknown check names are a usage error listing the valid ones.
-    let out = support::bare_cmd()
-        .args(["verify", "--only", "indexs"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = support::run(support::bare_cmd().args(["verify", "--only", "indexs"]), 2);
     let err = support::stderr(&out);
     assert!(err.contains("indexs"), "{err}");
     assert!(
@@ -556,13 +550,7 @@ fn cli_cannot_run_is_exit_2_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.sql");
     std::fs::write(&bad, "-- name: x\nDELETE FROM orders;\n").unwrap();
-    let out = db
-        .cmd()
-        .args(["verify", "--queries"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = support::run(db.cmd().args(["verify", "--queries"]).arg(&bad), 2);
     let err = support::stderr(&out);
     assert!(err.contains("bad.sql:2: query x is not a SELECT"), "{err}");
 }
