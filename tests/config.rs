@@ -270,13 +270,19 @@ fn empty_config_file_means_defaults() {
     let f = write(dir.path(), "empty.toml", "");
     let c = config::resolve(
         &Overrides {
-            config: Some(f),
+            config: Some(f.clone()),
             database_url: None,
         },
         &env_of(&[]),
     )
     .unwrap();
-    assert_eq!(c.pool, config::Config::defaults().pool);
+    // Every section, not only one: an empty file changes nothing but the source.
+    let d = config::Config::defaults();
+    assert_eq!(
+        (&c.pool, &c.alert, &c.indexes, &c.benchmark, &c.verify),
+        (&d.pool, &d.alert, &d.indexes, &d.benchmark, &d.verify)
+    );
+    assert_eq!(c.source, Some(f));
 }
 
 #[test]

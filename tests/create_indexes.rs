@@ -596,9 +596,11 @@ fn dry_run_changes_nothing() {
     db.client()
         .batch_execute("CREATE INDEX idx_orders_store_name ON orders (store_name)")
         .unwrap();
-    let _ = db
+    // A failed concurrent unique build leaves an INVALID index behind.
+    assert!(db
         .client()
-        .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY idx_orders_scene ON orders (scene)");
+        .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY idx_orders_scene ON orders (scene)")
+        .is_err());
     let before = db.scalar_i64("SELECT count(*) FROM pg_indexes WHERE tablename = 'orders'");
     let out = support::run(db.cmd().args(["create-indexes", "--dry-run"]), 0);
     let text = support::stdout(&out);
@@ -613,17 +615,16 @@ fn dry_run_changes_nothing() {
     );
     assert!(text.contains("ANALYZE \"public\".\"orders\";"), "{text}");
     assert!(text.contains("lock_timeout 1m"), "{text}");
-    let out = db
-        .cmd()
-        .args([
+    let out = support::run(
+        db.cmd().args([
             "--format",
             "json",
             "create-indexes",
             "--dry-run",
             "--no-concurrently",
-        ])
-        .output()
-        .unwrap();
+        ]),
+        0,
+    );
     let v = json(&out);
     assert_eq!(v["dry_run"], true);
     assert_eq!(v["indexes"][0]["status"], "would_create");

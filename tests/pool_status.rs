@@ -58,7 +58,11 @@ fn held_sessions_show_in_the_pool_and_on_the_server() {
     assert_eq!(group(&status, "o2o-db-test", "idle"), 3);
     assert_eq!(status.connections_of("o2o-db-test"), 3);
     assert!(status.server.backends >= 3);
-    assert!(status.server.max_connections > status.server.reserved);
+    // The sandbox's max_connections, and the superuser_reserved_connections default.
+    assert_eq!(
+        (status.server.max_connections, status.server.reserved),
+        (200, 3)
+    );
     assert!(status.taken_at.ends_with('Z'), "{}", status.taken_at);
 
     drop(held);
@@ -333,10 +337,13 @@ fn watch_streams_json_lines_until_ctrl_c() {
     for _ in 0..2 {
         let line = lines.next().expect("a snapshot line").unwrap();
         let v: Value = serde_json::from_str(&line).unwrap();
-        assert!(v["server"]["max_connections"].as_i64().unwrap() > 0);
+        assert_eq!(v["server"]["max_connections"], 200, "{v}");
         assert_eq!(v["alert"], false);
         taken.push(v["taken_at"].as_str().unwrap().to_string());
     }
+    // Each line is a fresh snapshot, taken on the server's clock, in order.
+    assert!(taken.iter().all(|t| t.ends_with('Z')), "{taken:?}");
+    assert!(taken[0] <= taken[1], "{taken:?}");
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
     for line in lines {

@@ -650,7 +650,9 @@ fn a_benchmark_that_measured_nothing_is_not_green() {
             1,
         );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        for q in v["queries"].as_array().unwrap() {
+        let queries = v["queries"].as_array().unwrap();
+        assert_eq!(queries.len(), 2, "{v}");
+        for q in queries {
             assert_eq!(
                 (q["iterations"].as_u64(), q["errors"].as_u64()),
                 (Some(0), Some(0)),
