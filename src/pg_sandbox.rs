@@ -6,6 +6,15 @@
 //! so as root the directory is handed to the `postgres` OS user and the
 //! binaries run through runuser. A watchdog process stops the server if this
 //! process dies without running Drop (a killed test binary, a static sandbox).
+//!
+//! This file holds the server's lifecycle and addresses; pg_sandbox/ finds the
+//! binaries (bindir), creates the cluster (init) and runs the watchdog.
+
+mod bindir;
+mod init;
+mod watchdog;
+
+pub use bindir::{find_bindir, find_bindir_in};
 
 use crate::conninfo::ConnInfo;
 use anyhow::{bail, Context, Result};
@@ -78,7 +87,7 @@ impl Sandbox {
                 Ok(()) => {
                     sandbox.stopped = false;
                     if !sandbox.keep {
-                        sandbox.watchdog = spawn_watchdog(&sandbox).ok();
+                        sandbox.watchdog = watchdog::spawn(&sandbox).ok();
                     }
                     return Ok(sandbox);
                 }
@@ -133,13 +142,9 @@ impl Sandbox {
 
     /// The command that stops a kept server.
     pub fn stop_command(&self) -> String {
-        let prefix = if is_root() {
-            "runuser -u postgres -- "
-        } else {
-            ""
-        };
         format!(
-            "{prefix}{} stop -D {} -m fast && rm -rf {}",
+            "{}{} stop -D {} -m fast && rm -rf {}",
+            as_postgres(),
             self.bindir.join("pg_ctl").display(),
             self.data_dir().display(),
             self.root.display()
@@ -152,25 +157,27 @@ impl Sandbox {
 
     /// Creates an empty database.
     pub fn create_database(&self, name: &str) -> Result<()> {
-        let mut client = crate::db::connect(&self.conn_info("postgres"))?;
-        client
-            .batch_execute(&format!(
-                "CREATE DATABASE {}",
-                crate::ident::quote_ident(name)
-            ))
-            .with_context(|| format!("cannot create database {name}"))?;
-        Ok(())
+        self.as_superuser(
+            &format!("CREATE DATABASE {}", crate::ident::quote_ident(name)),
+            || format!("cannot create database {name}"),
+        )
     }
 
     /// Drops a database, ending its sessions first.
     pub fn drop_database(&self, name: &str) -> Result<()> {
-        let mut client = crate::db::connect(&self.conn_info("postgres"))?;
-        client
-            .batch_execute(&format!(
+        self.as_superuser(
+            &format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 crate::ident::quote_ident(name)
-            ))
-            .with_context(|| format!("cannot drop database {name}"))?;
+            ),
+            || format!("cannot drop database {name}"),
+        )
+    }
+
+    /// Runs `sql` as the superuser on the postgres database.
+    fn as_superuser(&self, sql: &str, what: impl FnOnce() -> String) -> Result<()> {
+        let mut client = crate::db::connect(&self.conn_info("postgres"))?;
+        client.batch_execute(sql).with_context(what)?;
         Ok(())
     }
 
@@ -189,94 +196,6 @@ impl Sandbox {
         self.stop()?;
         self.pg_ctl_start()?;
         self.stopped = false;
-        Ok(())
-    }
-
-    fn init(&self, options: &SandboxOptions) -> Result<()> {
-        std::fs::create_dir_all(self.socket_dir())?;
-        if is_root() {
-            let status = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&self.root)
-                .status()
-                .context("cannot run chown")?;
-            if !status.success() {
-                bail!(
-                    "cannot hand {} to the postgres user: is there a `postgres` OS user? (apt-get install postgresql creates it)",
-                    self.root.display()
-                );
-            }
-        }
-        let mut args: Vec<String> = vec![
-            "-D".into(),
-            self.data_dir().display().to_string(),
-            "-U".into(),
-            SUPERUSER.into(),
-            "-E".into(),
-            "UTF8".into(),
-            "--locale=C.UTF-8".into(),
-            "--no-sync".into(),
-            "--auth-local=trust".into(),
-        ];
-        let pwfile = self.root.join("pwfile");
-        if let Some(password) = &options.password {
-            std::fs::write(&pwfile, password)?;
-            self.give_to_postgres(&pwfile)?;
-            args.push("--auth-host=scram-sha-256".into());
-            args.push(format!("--pwfile={}", pwfile.display()));
-        } else {
-            args.push("--auth-host=trust".into());
-        }
-        let out = self
-            .command("initdb")
-            .args(&args)
-            .output()
-            .context("cannot run initdb")?;
-        let _ = std::fs::remove_file(&pwfile);
-        if !out.status.success() {
-            bail!(
-                "initdb failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        let mut conf = format!(
-            "\n# o2o-db sandbox\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\nlogging_collector = off\n",
-            self.socket_dir().display()
-        );
-        if let Some((cert, key)) = &options.tls {
-            for (src, name) in [(cert, "server.crt"), (key, "server.key")] {
-                let dst = self.data_dir().join(name);
-                std::fs::copy(src, &dst)
-                    .with_context(|| format!("cannot copy {}", src.display()))?;
-                self.give_to_postgres(&dst)?;
-                set_mode(&dst, 0o600)?;
-            }
-            conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
-        }
-        for (k, v) in &options.settings {
-            conf.push_str(&format!("{k} = '{}'\n", v.replace('\'', "''")));
-        }
-        let path = self.data_dir().join("postgresql.conf");
-        let mut text = std::fs::read_to_string(&path)?;
-        text.push_str(&conf);
-        std::fs::write(&path, text)?;
-        Ok(())
-    }
-
-    fn write_port(&self) -> Result<()> {
-        let path = self.data_dir().join("postgresql.auto.conf");
-        std::fs::write(&path, format!("port = {}\n", self.port))?;
-        self.give_to_postgres(&path)
-    }
-
-    fn give_to_postgres(&self, path: &Path) -> Result<()> {
-        if is_root() {
-            Command::new("chown")
-                .args(["postgres:postgres"])
-                .arg(path)
-                .status()
-                .context("cannot run chown")?;
-        }
         Ok(())
     }
 
@@ -348,29 +267,6 @@ impl Drop for Sandbox {
     }
 }
 
-/// Stops the server and deletes its directory once this process is gone,
-/// whether it exited, panicked in a static or was killed.
-fn spawn_watchdog(s: &Sandbox) -> Result<std::process::Child> {
-    let prefix = if is_root() {
-        "runuser -u postgres -- "
-    } else {
-        ""
-    };
-    let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {prefix}'{pgctl}' stop -D '{data}' -m immediate >/dev/null 2>&1; rm -rf '{root}'",
-        pid = std::process::id(),
-        pgctl = s.bindir.join("pg_ctl").display(),
-        data = s.data_dir().display(),
-        root = s.root.display(),
-    );
-    Ok(Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?)
-}
-
 /// A free loopback port below 32768: the kernel hands out ephemeral ports
 /// from 32768 up, so a server there could collide with any client's socket.
 pub fn free_port() -> Result<u16> {
@@ -389,92 +285,16 @@ pub fn free_port() -> Result<u16> {
     anyhow::bail!("cannot find a free port on 127.0.0.1 between {LOW} and {HIGH}")
 }
 
-fn set_mode(path: &Path, mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    Ok(())
-}
-
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Finds the PostgreSQL server binaries: $PATH, `pg_config --bindir`, /usr/lib/postgresql/*/bin.
-pub fn find_bindir() -> Result<PathBuf> {
-    find_bindir_in(std::env::var_os("PATH"), Path::new("/usr/lib/postgresql"))
-}
-
-/// `find_bindir` over a given PATH and versioned install root (tests point them elsewhere).
-pub fn find_bindir_in(path: Option<std::ffi::OsString>, versions_root: &Path) -> Result<PathBuf> {
-    let has_server = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    let dirs: Vec<PathBuf> = path.iter().flat_map(std::env::split_paths).collect();
-    for dir in &dirs {
-        if has_server(dir) {
-            // A symlinked initdb (/usr/local/bin -> /usr/lib/postgresql/15/bin) points
-            // at the real directory, where psql and pgbench live too.
-            let real = std::fs::canonicalize(dir.join("initdb"))
-                .ok()
-                .and_then(|p| p.parent().map(Path::to_path_buf))
-                .filter(|d| has_server(d));
-            return Ok(real.unwrap_or_else(|| dir.clone()));
-        }
-    }
-    // pg_config, looked up on the same PATH.
-    if let Some(pg_config) = dirs
-        .iter()
-        .map(|d| d.join("pg_config"))
-        .find(|p| p.is_file())
-    {
-        if let Ok(out) = Command::new(pg_config).arg("--bindir").output() {
-            let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-            if out.status.success() && has_server(&dir) {
-                return Ok(dir);
-            }
-        }
-    }
-    let mut candidates: Vec<PathBuf> = std::fs::read_dir(versions_root)
-        .map(|rd| rd.flatten().map(|e| e.path().join("bin")).collect())
-        .unwrap_or_default();
-    // The newest major version first.
-    candidates.sort_by_key(|p| {
-        std::cmp::Reverse(
-            p.parent()
-                .and_then(|v| v.file_name())
-                .and_then(|v| v.to_str())
-                .and_then(|v| v.parse::<u32>().ok())
-                .unwrap_or(0),
-        )
-    });
-    candidates.into_iter().find(|d| has_server(d)).with_context(|| {
-        format!("no PostgreSQL server binaries found (initdb, pg_ctl) on PATH, via pg_config or under {}/*/bin; install them with `apt-get install postgresql` (Debian/Ubuntu) or your system's postgresql-server package", versions_root.display())
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn missing_binaries_say_how_to_install_them() {
-        let empty = tempfile::tempdir().unwrap();
-        let err = find_bindir_in(Some(empty.path().into()), &empty.path().join("none"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("no PostgreSQL server binaries found"), "{err}");
-        assert!(err.contains("apt-get install postgresql"), "{err}");
-    }
-
-    #[test]
-    fn the_newest_versioned_install_wins() {
-        let root = tempfile::tempdir().unwrap();
-        for v in ["13", "15", "9.6"] {
-            let bin = root.path().join(v).join("bin");
-            std::fs::create_dir_all(&bin).unwrap();
-            std::fs::write(bin.join("initdb"), "").unwrap();
-            std::fs::write(bin.join("pg_ctl"), "").unwrap();
-        }
-        let found = find_bindir_in(None, root.path()).unwrap();
-        assert_eq!(found, root.path().join("15").join("bin"));
+/// What runs a shell command as the postgres OS user: runuser when root.
+fn as_postgres() -> &'static str {
+    if is_root() {
+        "runuser -u postgres -- "
+    } else {
+        ""
     }
 }

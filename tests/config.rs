@@ -257,11 +257,10 @@ fn bad_config_files_exit_2_with_file_line_and_hint() {
         assert!(!err.contains("panicked"), "{name}: {err}");
         assert!(!err.contains("hunter2"), "{name}: password leaked: {err}");
     }
-    let out = support::bare_cmd()
-        .args(["--config", "/nonexistent/o2o-db.toml", "seed"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = support::run(
+        support::bare_cmd().args(["--config", "/nonexistent/o2o-db.toml", "seed"]),
+        2,
+    );
     assert!(support::stderr(&out).contains("config file /nonexistent/o2o-db.toml not found"));
 }
 
@@ -271,13 +270,19 @@ fn empty_config_file_means_defaults() {
     let f = write(dir.path(), "empty.toml", "");
     let c = config::resolve(
         &Overrides {
-            config: Some(f),
+            config: Some(f.clone()),
             database_url: None,
         },
         &env_of(&[]),
     )
     .unwrap();
-    assert_eq!(c.pool, config::Config::defaults().pool);
+    // Every section, not only one: an empty file changes nothing but the source.
+    let d = config::Config::defaults();
+    assert_eq!(
+        (&c.pool, &c.alert, &c.indexes, &c.benchmark, &c.verify),
+        (&d.pool, &d.alert, &d.indexes, &d.benchmark, &d.verify)
+    );
+    assert_eq!(c.source, Some(f));
 }
 
 #[test]

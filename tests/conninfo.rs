@@ -43,12 +43,14 @@ fn a_service_fills_between_the_string_and_the_environment() {
         ("svc-host:7001/mine".to_string(), Some("svc_user"))
     );
     // A named service that is not defined stops the run.
-    let out = support::bare_cmd()
-        .env("PGSERVICEFILE", services)
-        .args(["--database-url", "service=nope", "seed"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = support::run(
+        support::bare_cmd().env("PGSERVICEFILE", services).args([
+            "--database-url",
+            "service=nope",
+            "seed",
+        ]),
+        2,
+    );
     assert!(support::stderr(&out).contains("definition of service `nope` not found"));
 }
 
@@ -75,9 +77,8 @@ fn multi_host_urls_try_each_host_with_its_own_port() {
     assert_eq!(row.get::<_, String>(1), db.name);
     assert_eq!(row.get::<_, String>(2), "7MB");
     // The binary takes the same URL.
-    let out = support::bare_cmd()
-        .args(["--database-url", &url, "verify", "--only", "connectivity"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    support::run(
+        support::bare_cmd().args(["--database-url", &url, "verify", "--only", "connectivity"]),
+        0,
+    );
 }

@@ -1,13 +1,17 @@
 // create-indexes and drop-indexes on a real server: created/skipped/rebuilt/
-// drifted by definition, lock timeouts that name the blocker and leave nothing
-// INVALID, the run lock, dry runs, parallel plain builds, Ctrl-C, bad files.
+// drifted by definition, dry runs, parallel plain builds, bad files. What a
+// run meets from other sessions (lock timeouts that name the blocker and
+// leave nothing INVALID, old snapshots, the run lock) and signals are in
+// create_indexes/blockers_and_signals.rs.
+
+mod blockers_and_signals;
 
 use crate::support::{self, TestDb};
 use o2o_db::catalog::indexes::{inspect, State};
 use o2o_db::commands::create_indexes::{self, CreateIndexesArgs, Status};
 use o2o_db::commands::drop_indexes::{self, DropIndexesArgs, DropStatus};
 use o2o_db::config::HumanDuration;
-use o2o_db::ddl::{run_lock, SessionArgs};
+use o2o_db::ddl::SessionArgs;
 use o2o_db::report::{Outcome, Report};
 use o2o_db::stop::Stop;
 use std::time::{Duration, Instant};
@@ -102,12 +106,7 @@ fn fresh_database_gets_eleven_created_then_eleven_skipped() {
     assert!(all_builtin_match(&db));
 
     // Second run, through the binary: 11 skipped, JSON as the issue specifies, exit 0.
-    let out = db
-        .cmd()
-        .args(["--format", "json", "create-indexes"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let out = support::run(db.cmd().args(["--format", "json", "create-indexes"]), 0);
     let v = json(&out);
     assert_eq!(
         v["summary"],
@@ -152,12 +151,11 @@ fn fresh_database_gets_eleven_created_then_eleven_skipped() {
 fn one_dropped_index_is_created_again() {
     let db = TestDb::seeded("ci_one_dropped", ORDERS);
     create(&db, &CreateIndexesArgs::default());
-    let out = db
-        .cmd()
-        .args(["--format", "json", "drop-indexes", "idx_orders_scene"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let out = support::run(
+        db.cmd()
+            .args(["--format", "json", "drop-indexes", "idx_orders_scene"]),
+        0,
+    );
     let v = json(&out);
     assert_eq!(v["summary"]["dropped"], 1);
     assert_eq!(v["indexes"][0]["status"], "dropped");
@@ -263,12 +261,11 @@ fn a_drifted_index_is_reported_and_replaced_only_on_request() {
     );
     assert!(text.contains("expected: CREATE INDEX"), "{text}");
 
-    let out = db
-        .cmd()
-        .args(["--format", "json", "create-indexes", "--replace-drifted"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let out = support::run(
+        db.cmd()
+            .args(["--format", "json", "create-indexes", "--replace-drifted"]),
+        0,
+    );
     let v = json(&out);
     assert_eq!(
         (
@@ -313,308 +310,19 @@ fn a_managed_name_on_another_table_is_left_alone() {
     );
 }
 
-/// A run on the two-index file (1s lock timeout) while another session,
-/// kept open, has run `blocker_sql`.
-struct Blocked {
-    db: TestDb,
-    blocker: postgres::Client,
-    blocker_pid: i32,
-    args: CreateIndexesArgs,
-    report: create_indexes::CreateIndexesReport,
-    _file: tempfile::NamedTempFile,
-}
-
-fn run_blocked(label: &str, blocker_sql: &str, retries: u32) -> Blocked {
-    run_blocked_for(label, blocker_sql, retries, None)
-}
-
-/// `run_blocked` with a statement timeout: what ends a wait for an old transaction.
-fn run_blocked_for(
-    label: &str,
-    blocker_sql: &str,
-    retries: u32,
-    statement_timeout: Option<Duration>,
-) -> Blocked {
-    let db = TestDb::seeded(label, ORDERS);
-    let file = two_index_file();
-    let mut blocker = db.client();
-    let blocker_pid: i32 = blocker
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
-    blocker.batch_execute(blocker_sql).unwrap();
-    let args = CreateIndexesArgs {
-        session: SessionArgs {
-            statement_timeout: statement_timeout.map(HumanDuration),
-            ..short_locks(file.path(), retries)
-        },
-        ..CreateIndexesArgs::default()
-    };
-    let report = create(&db, &args);
-    Blocked {
-        db,
-        blocker,
-        blocker_pid,
-        args,
-        report,
-        _file: file,
-    }
-}
-
-#[test]
-fn a_locked_table_fails_within_the_lock_timeout_naming_the_blocker() {
-    let Blocked {
-        db,
-        mut blocker,
-        blocker_pid,
-        report: r,
-        ..
-    } = run_blocked(
-        "ci_locked",
-        "SET application_name = 'nightly-report'; BEGIN; LOCK TABLE orders IN SHARE MODE",
-        1,
-    );
-    assert_eq!(r.outcome(), Outcome::Findings);
-    assert_eq!((r.summary.failed, r.summary.created), (1, 0));
-    let first = &r.indexes[0];
-    assert_eq!(first.status, Status::Failed);
-    let error = first.error.as_deref().unwrap();
-    assert!(error.contains("lock timeout"), "{error}");
-    assert!(error.contains("(after 1 retry)"), "{error}");
-    assert!(
-        error.contains(&format!("pid {blocker_pid} (nightly-report")),
-        "{error}"
-    );
-    assert!(error.contains("LOCK TABLE orders IN SHARE MODE"), "{error}");
-    // One lock failure stops the run: the next build would queue behind the same blocker.
-    assert_eq!(r.indexes[1].status, Status::NotStarted);
-    assert!(r.indexes[1]
-        .error
-        .as_deref()
-        .unwrap()
-        .contains("idx_orders_channel could not get its lock"));
-    // The open transaction was named before starting.
-    assert!(
-        r.notices
-            .iter()
-            .any(|n| n.contains(&format!("pid {blocker_pid}"))),
-        "{:?}",
-        r.notices
-    );
-    assert_nothing_left(&db);
-    blocker.batch_execute("COMMIT").unwrap();
-}
-
-#[test]
-fn a_build_stalled_by_an_old_snapshot_leaves_nothing_invalid() {
-    // A snapshot older than the build: CREATE INDEX CONCURRENTLY creates the
-    // index, builds it, then waits for this transaction until the statement
-    // timeout (not the 1 s lock timeout) ends it.
-    let Blocked {
-        db,
-        mut blocker,
-        report: r,
-        ..
-    } = run_blocked_for(
-        "ci_snapshot",
-        "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1",
-        0,
-        Some(Duration::from_secs(3)),
-    );
-    let error = r.indexes[0].error.as_deref().unwrap();
-    assert!(error.contains("statement timeout"), "{error}");
-    assert!(
-        r.indexes[0].duration_ms >= 2500.0,
-        "outlived the lock timeout: {:?}",
-        r.indexes[0]
-    );
-    assert!(
-        error.contains("its INVALID leftover was dropped"),
-        "{error}"
-    );
-    assert_nothing_left(&db);
-    blocker.batch_execute("COMMIT").unwrap();
-}
-
-/// The lock timeout bounds the wait for the table lock only: a finished build
-/// waiting for an old snapshot (which blocks no writer) is not thrown away,
-/// and the progress line names what it waits for.
-#[test]
-fn a_build_waiting_for_an_old_snapshot_outlives_the_lock_timeout() {
-    let db = TestDb::seeded("ci_old_snapshot_waits", ORDERS);
-    let file = two_index_file();
-    let mut holder = db.client();
-    let holder_pid: i32 = holder
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
-    holder
-        .batch_execute(
-            "SET application_name = 'old-report'; BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1",
-        )
-        .unwrap();
-    let child = std_cmd(&db)
-        .args([
-            "--format",
-            "json",
-            "create-indexes",
-            "--lock-timeout",
-            "1s",
-            "--lock-retries",
-            "0",
-            "--indexes",
-        ])
-        .arg(file.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until(
-        &db,
-        "SELECT EXISTS (SELECT 1 FROM pg_stat_progress_create_index WHERE datname = current_database() AND phase = 'waiting for old snapshots')",
-    );
-    std::thread::sleep(Duration::from_millis(2500));
-    holder.batch_execute("COMMIT").unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = support::stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    let v = json(&out);
-    assert_eq!(v["summary"]["created"], 2, "{v}");
-    assert!(
-        err.contains(&format!(
-            "waiting for old snapshots: waiting for pid {holder_pid} (old-report"
-        )),
-        "the progress line names the holder: {err}"
-    );
-    assert_eq!(invalid_indexes(&db), 0);
-}
-
-#[test]
-fn a_leftover_that_cannot_be_dropped_is_reported_and_rebuilt_next_run() {
-    // An open writer blocks the build after it created its catalog entry, and the drop as well.
-    let Blocked {
-        db,
-        mut blocker,
-        args,
-        report: r,
-        _file: _index_file_used_again,
-        ..
-    } = run_blocked_for(
-        "ci_leftover",
-        "BEGIN; UPDATE orders SET scene = scene WHERE order_id = 1",
-        0,
-        Some(Duration::from_secs(3)),
-    );
-    let error = r.indexes[0].error.as_deref().unwrap();
-    assert!(error.contains("could not be dropped either"), "{error}");
-    assert!(
-        error.contains("DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"idx_orders_channel\""),
-        "{error}"
-    );
-    assert!(
-        error.contains("UPDATE orders SET scene"),
-        "names the writer: {error}"
-    );
-    assert_eq!(invalid_indexes(&db), 1);
-    blocker.batch_execute("COMMIT").unwrap();
-
-    let r = create(&db, &args);
-    assert_eq!(
-        (r.summary.rebuilt, r.summary.created, r.summary.failed),
-        (1, 1, 0),
-        "{r:?}"
-    );
-    assert_eq!(invalid_indexes(&db), 0);
-}
-
-#[test]
-fn a_second_run_meets_the_run_lock() {
-    let db = TestDb::seeded("ci_run_lock", ORDERS);
-    let file = two_index_file();
-    // The first run is held up by a lock on the table, long enough to meet it.
-    let mut blocker = db.client();
-    blocker
-        .batch_execute("BEGIN; LOCK TABLE orders IN SHARE MODE")
-        .unwrap();
-    let config = db.config();
-    let args = CreateIndexesArgs {
-        session: SessionArgs {
-            indexes: Some(file.path().to_path_buf()),
-            lock_timeout: Some(HumanDuration(Duration::from_secs(120))),
-            ..SessionArgs::default()
-        },
-        ..CreateIndexesArgs::default()
-    };
-    let first =
-        std::thread::spawn(move || create_indexes::run_with(&config, &args, &Stop::new()).unwrap());
-    let key = run_lock::key("public", "orders");
-    wait_until(
-        &db,
-        // Advisory locks are per database: other tests' runs hold the same key elsewhere.
-        &format!(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-             AND objid = ({key}::int8 & 4294967295)::oid)"
-        ),
-    );
-    let out = db
-        .cmd()
-        .arg("create-indexes")
-        .arg("--indexes")
-        .arg(file.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = support::stderr(&out);
-    assert!(
-        err.contains("another index run on public.orders is in progress"),
-        "{err}"
-    );
-    assert!(
-        err.contains("(o2o-db-test create-indexes, connected since"),
-        "{err}"
-    );
-    assert!(err.contains("--wait"), "{err}");
-    // drop-indexes takes the same lock.
-    let out = db.cmd().arg("drop-indexes").output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
-
-    // With --wait, a second run waits for the first and then finds nothing to do.
-    let mut waiting = std_cmd(&db)
-        .args(["--format", "json", "create-indexes", "--wait", "--indexes"])
-        .arg(file.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        waiting.try_wait().unwrap().is_none(),
-        "--wait returned while the lock was held"
-    );
-    blocker.batch_execute("COMMIT").unwrap();
-    let first = first.join().unwrap();
-    assert_eq!(first.summary.created, 2, "{first:?}");
-    let out = waiting.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(json(&out)["summary"]["skipped"], 2);
-}
-
 #[test]
 fn dry_run_changes_nothing() {
     let db = TestDb::seeded("ci_dry_run", ORDERS);
     db.client()
         .batch_execute("CREATE INDEX idx_orders_store_name ON orders (store_name)")
         .unwrap();
-    let _ = db
+    // A failed concurrent unique build leaves an INVALID index behind.
+    assert!(db
         .client()
-        .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY idx_orders_scene ON orders (scene)");
+        .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY idx_orders_scene ON orders (scene)")
+        .is_err());
     let before = db.scalar_i64("SELECT count(*) FROM pg_indexes WHERE tablename = 'orders'");
-    let out = db
-        .cmd()
-        .args(["create-indexes", "--dry-run"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let out = support::run(db.cmd().args(["create-indexes", "--dry-run"]), 0);
     let text = support::stdout(&out);
     assert!(
         text.contains("dry run, nothing changed: total 11 / created 9 / skipped 1 / rebuilt 1"),
@@ -627,17 +335,16 @@ fn dry_run_changes_nothing() {
     );
     assert!(text.contains("ANALYZE \"public\".\"orders\";"), "{text}");
     assert!(text.contains("lock_timeout 1m"), "{text}");
-    let out = db
-        .cmd()
-        .args([
+    let out = support::run(
+        db.cmd().args([
             "--format",
             "json",
             "create-indexes",
             "--dry-run",
             "--no-concurrently",
-        ])
-        .output()
-        .unwrap();
+        ]),
+        0,
+    );
     let v = json(&out);
     assert_eq!(v["dry_run"], true);
     assert_eq!(v["indexes"][0]["status"], "would_create");
@@ -679,66 +386,16 @@ fn jobs_two_builds_the_same_set_with_plain_builds() {
     );
 
     // A setting the server refuses stops the run before anything is built.
-    let out = db
-        .cmd()
-        .args(["create-indexes", "--maintenance-work-mem", "lots"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = support::run(
+        db.cmd()
+            .args(["create-indexes", "--maintenance-work-mem", "lots"]),
+        2,
+    );
     assert!(support::stderr(&out).contains("cannot set maintenance_work_mem to lots"));
 
     // Concurrent builds of one table cannot overlap: refused with the reason.
-    let out = db
-        .cmd()
-        .args(["create-indexes", "--jobs", "2"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = support::run(db.cmd().args(["create-indexes", "--jobs", "2"]), 2);
     assert!(support::stderr(&out).contains("--jobs 2 needs --no-concurrently"));
-}
-
-#[test]
-fn ctrl_c_cancels_the_running_build_and_cleans_up() {
-    a_signal_cancels_the_running_build_and_cleans_up(libc::SIGINT, 130);
-}
-
-/// systemd, cron wrappers and `kill` send SIGTERM: the same clean stop, exit 143.
-#[test]
-fn sigterm_cancels_the_running_build_and_cleans_up() {
-    a_signal_cancels_the_running_build_and_cleans_up(libc::SIGTERM, 143);
-}
-
-fn a_signal_cancels_the_running_build_and_cleans_up(signal: i32, code: i32) {
-    let db = TestDb::seeded(&format!("ci_signal_{signal}"), ORDERS);
-    // An old snapshot keeps the first concurrent build waiting after it has
-    // created its (INVALID) catalog entry: Ctrl-C must cancel it and drop that.
-    let mut holder = db.client();
-    holder
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
-        .unwrap();
-    let child = std_cmd(&db)
-        .args(["create-indexes", "--lock-timeout", "10m"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until(
-        &db,
-        "SELECT EXISTS (SELECT 1 FROM pg_stat_progress_create_index WHERE datname = current_database() AND phase = 'waiting for old snapshots')",
-    );
-    assert_eq!(invalid_indexes(&db), 1);
-    unsafe { libc::kill(child.id() as i32, signal) };
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(code), "{}", support::stderr(&out));
-    let text = support::stdout(&out);
-    assert!(text.contains("interrupted"), "{text}");
-    assert!(
-        text.contains("cancelled by Ctrl-C (or a signal); its INVALID leftover was dropped"),
-        "{text}"
-    );
-    assert!(text.contains("not started"), "{text}");
-    assert_nothing_left(&db);
-    holder.batch_execute("COMMIT").unwrap();
 }
 
 #[test]
@@ -794,12 +451,7 @@ fn drop_indexes_drops_managed_indexes_only() {
     db.client()
         .batch_execute("CREATE TABLE other (x int); CREATE INDEX idx_orders_scene ON other (x)")
         .unwrap();
-    let out = db
-        .cmd()
-        .args(["drop-indexes", "idx_orders_scene"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    let out = support::run(db.cmd().args(["drop-indexes", "idx_orders_scene"]), 1);
     assert!(support::stdout(&out).contains("exists on table other, not on public.orders"));
     assert_eq!(
         db.scalar_i64("SELECT count(*) FROM pg_indexes WHERE indexname = 'idx_orders_scene'"),
@@ -811,51 +463,27 @@ fn drop_indexes_drops_managed_indexes_only() {
 fn bad_index_files_are_rejected_with_file_and_line() {
     let db = TestDb::seeded("ci_bad_file", ORDERS);
     let dir = tempfile::tempdir().unwrap();
-    let not_index = dir.path().join("not_index.sql");
-    std::fs::write(
-        &not_index,
-        "-- managed\nCREATE INDEX a ON orders (scene);\nDROP TABLE orders;\n",
-    )
-    .unwrap();
-    let out = db
-        .cmd()
-        .arg("create-indexes")
-        .arg("--indexes")
-        .arg(&not_index)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = support::stderr(&out);
-    assert!(
-        err.contains(&format!(
-            "{}:3: expected a named `CREATE INDEX",
-            not_index.display()
-        )),
-        "{err}"
-    );
-
-    let bad_column = dir.path().join("bad_column.sql");
-    std::fs::write(
-        &bad_column,
-        "\nCREATE INDEX idx_x ON orders (no_such_column);\n",
-    )
-    .unwrap();
-    let out = db
-        .cmd()
-        .arg("create-indexes")
-        .arg("--indexes")
-        .arg(&bad_column)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = support::stderr(&out);
-    assert!(
-        err.contains(&format!(
-            "{}:2: index idx_x is not valid",
-            bad_column.display()
-        )),
-        "{err}"
-    );
+    for (name, text, at) in [
+        (
+            "not_index.sql",
+            "-- managed\nCREATE INDEX a ON orders (scene);\nDROP TABLE orders;\n",
+            "3: expected a named `CREATE INDEX",
+        ),
+        (
+            "bad_column.sql",
+            "\nCREATE INDEX idx_x ON orders (no_such_column);\n",
+            "2: index idx_x is not valid",
+        ),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let out = support::run(
+            db.cmd().arg("create-indexes").arg("--indexes").arg(&file),
+            2,
+        );
+        let err = support::stderr(&out);
+        assert!(err.contains(&format!("{}:{at}", file.display())), "{err}");
+    }
 
     // The config's [indexes] file is used when no flag is given, relative to the config.
     std::fs::write(
@@ -863,28 +491,20 @@ fn bad_index_files_are_rejected_with_file_and_line() {
         "[indexes]\nfile = \"not_index.sql\"\n",
     )
     .unwrap();
-    let out = db
-        .cmd()
-        .arg("--config")
-        .arg(dir.path().join("o2o-db.toml"))
-        .args(["drop-indexes", "--dry-run"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = support::run(
+        db.cmd()
+            .arg("--config")
+            .arg(dir.path().join("o2o-db.toml"))
+            .args(["drop-indexes", "--dry-run"]),
+        2,
+    );
     assert!(support::stderr(&out).contains("not_index.sql:3:"));
     assert_eq!(managed_indexes(&db), 0);
 }
 
-/// The binary as a std Command (to spawn and signal it), with bare_cmd's clean environment.
+/// The binary as a std Command (to spawn and signal it), pointed at `db`.
 fn std_cmd(db: &TestDb) -> std::process::Command {
-    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("o2o-db"));
-    c.current_dir(support::scratch_dir());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PG") || k.starts_with("O2O_DB_") || k == "DATABASE_URL" {
-            c.env_remove(k);
-        }
-    }
-    c.env("HOME", support::scratch_dir());
+    let mut c = support::bare_std_cmd();
     c.arg("--database-url").arg(db.url());
     c
 }

@@ -7,21 +7,15 @@ use crate::support;
 /// shared machine answers in 100 ms is not what the demo test is about.
 fn demo(args: &[&str]) -> String {
     let config = support::generous_config_file();
-    let out = support::bare_cmd()
-        .arg("--config")
-        .arg(config.path())
-        .arg("demo")
-        .args(args)
-        .output()
-        .unwrap();
-    let text = support::stdout(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}\n{}",
-        support::stderr(&out)
+    let out = support::run(
+        support::bare_cmd()
+            .arg("--config")
+            .arg(config.path())
+            .arg("demo")
+            .args(args),
+        0,
     );
-    text
+    support::stdout(&out)
 }
 
 #[test]
@@ -128,9 +122,8 @@ fn demo_keep_leaves_a_server_and_says_how_to_stop_it() {
         "{}",
         String::from_utf8_lossy(&status.stderr)
     );
-    let after = support::bare_cmd()
-        .args(["--database-url", &url, "verify", "--only", "connectivity"])
-        .output()
-        .unwrap();
-    assert_eq!(after.status.code(), Some(2));
+    support::run(
+        support::bare_cmd().args(["--database-url", &url, "verify", "--only", "connectivity"]),
+        2,
+    );
 }

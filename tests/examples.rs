@@ -12,17 +12,15 @@ fn another_tables_index_set_and_suite_work() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/menu");
     let indexes = format!("{dir}/indexes.sql");
     let queries = format!("{dir}/queries.sql");
-    let out = db
-        .cmd()
-        .args(["--format", "json", "create-indexes", "--indexes", &indexes])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let out = support::run(
+        db.cmd()
+            .args(["--format", "json", "create-indexes", "--indexes", &indexes]),
+        0,
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["summary"]["created"], 3);
-    let out = db
-        .cmd()
-        .args([
+    let out = support::run(
+        db.cmd().args([
             "--format",
             "json",
             "verify",
@@ -32,18 +30,16 @@ fn another_tables_index_set_and_suite_work() {
             &indexes,
             "--queries",
             &queries,
-        ])
-        .output()
-        .unwrap();
+        ]),
+        0,
+    );
     let text = support::stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(
         text.contains("idx_menu_in_stock_price"),
         "the partial index should serve cheapest_in_stock: {text}"
     );
-    let out = db
-        .cmd()
-        .args([
+    let out = support::run(
+        db.cmd().args([
             "--format",
             "json",
             "benchmark",
@@ -54,10 +50,9 @@ fn another_tables_index_set_and_suite_work() {
             "--compare-seqscan",
             "--max-p95-ms",
             &support::GENEROUS_MS.to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+        ]),
+        0,
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<&str> = v["queries"]
         .as_array()

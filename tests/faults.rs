@@ -8,7 +8,7 @@ use o2o_db::commands::seed::{self, SeedArgs};
 use o2o_db::config::Config;
 use o2o_db::pg_sandbox::Sandbox;
 use std::io::Read;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A private server with a small seeded database, for tests that restart it.
@@ -27,15 +27,7 @@ fn own_server(orders: u64) -> (Sandbox, Config) {
 
 /// The binary against `url`, with a clean environment, output captured.
 fn spawn(url: &str, args: &[&str]) -> Child {
-    let bin = assert_cmd::cargo::cargo_bin("o2o-db");
-    let mut c = Command::new(bin);
-    c.current_dir(support::scratch_dir());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PG") || k.starts_with("O2O_DB_") || k == "DATABASE_URL" {
-            c.env_remove(k);
-        }
-    }
-    c.env("HOME", support::scratch_dir())
+    support::bare_std_cmd()
         .arg("--database-url")
         .arg(url)
         .args(args)

@@ -153,7 +153,12 @@ fn a_broken_connection_is_discarded_not_reused() {
         Ok(())
     })
     .unwrap_err();
-    assert!(!format!("{err:#}").is_empty());
+    // The server's FATAL, or the closed socket when it came first.
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("terminating connection") || err.contains("closed"),
+        "{err}"
+    );
     // The next session gets a fresh, working connection.
     let pid: i32 = db::with_session(&pool, |tx| {
         Ok(tx.query_one("SELECT pg_backend_pid()", &[])?.get(0))

@@ -58,7 +58,11 @@ fn held_sessions_show_in_the_pool_and_on_the_server() {
     assert_eq!(group(&status, "o2o-db-test", "idle"), 3);
     assert_eq!(status.connections_of("o2o-db-test"), 3);
     assert!(status.server.backends >= 3);
-    assert!(status.server.max_connections > status.server.reserved);
+    // The sandbox's max_connections, and the superuser_reserved_connections default.
+    assert_eq!(
+        (status.server.max_connections, status.server.reserved),
+        (200, 3)
+    );
     assert!(status.taken_at.ends_with('Z'), "{}", status.taken_at);
 
     drop(held);
@@ -137,12 +141,11 @@ fn a_session_left_idle_in_transaction_is_listed() {
     assert!(status.server.idle_in_transaction.is_empty());
 
     // The binary lists it too; a leak alone is not the usage alert.
-    let out = db
-        .cmd()
-        .args(["--format", "json", "pool-status", "--session-age", "100ms"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let out = support::run(
+        db.cmd()
+            .args(["--format", "json", "pool-status", "--session-age", "100ms"]),
+        0,
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["server"]["idle_in_transaction"][0]["pid"], leak_pid);
     let out = db
@@ -291,11 +294,8 @@ fn load_beyond_max_size_queues_without_errors_when_the_timeout_is_generous() {
 fn load_with_a_tiny_timeout_counts_timeouts_and_exits_1() {
     let db = TestDb::empty("ps_load_timeout");
     let (_dir, config) = config_file("[pool]\nsize = 1\nmax_overflow = 0\ntimeout = \"200ms\"\n");
-    let out = db
-        .cmd()
-        .arg("--config")
-        .arg(&config)
-        .args([
+    let out = support::run(
+        db.cmd().arg("--config").arg(&config).args([
             "--format",
             "json",
             "pool-status",
@@ -305,10 +305,9 @@ fn load_with_a_tiny_timeout_counts_timeouts_and_exits_1() {
             "1500ms",
             "--hold",
             "1s",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+        ]),
+        1,
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let load = &v["load"];
     assert!(load["timeouts"].as_u64().unwrap() > 0, "{load}");
@@ -338,10 +337,13 @@ fn watch_streams_json_lines_until_ctrl_c() {
     for _ in 0..2 {
         let line = lines.next().expect("a snapshot line").unwrap();
         let v: Value = serde_json::from_str(&line).unwrap();
-        assert!(v["server"]["max_connections"].as_i64().unwrap() > 0);
+        assert_eq!(v["server"]["max_connections"], 200, "{v}");
         assert_eq!(v["alert"], false);
         taken.push(v["taken_at"].as_str().unwrap().to_string());
     }
+    // Each line is a fresh snapshot, taken on the server's clock, in order.
+    assert!(taken.iter().all(|t| t.ends_with('Z')), "{taken:?}");
+    assert!(taken[0] <= taken[1], "{taken:?}");
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
     for line in lines {

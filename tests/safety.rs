@@ -22,16 +22,10 @@ fn sql_file(text: &str) -> tempfile::NamedTempFile {
 #[test]
 fn a_format_the_command_cannot_render_is_refused_before_any_work() {
     let db = TestDb::seeded("fmt_first", ORDERS);
-    let out = db.cmd().arg("create-indexes").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    support::run(db.cmd().arg("create-indexes"), 0);
     assert_eq!(managed_indexes(&db), 11);
 
-    let out = db
-        .cmd()
-        .args(["--format", "csv", "drop-indexes"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = support::run(db.cmd().args(["--format", "csv", "drop-indexes"]), 2);
     let err = support::stderr(&out);
     assert!(
         err.contains("--format csv is not available for drop-indexes"),
@@ -44,12 +38,7 @@ fn a_format_the_command_cannot_render_is_refused_before_any_work() {
     );
 
     let fresh = TestDb::seeded("fmt_first_create", ORDERS);
-    let out = fresh
-        .cmd()
-        .args(["create-indexes", "--format", "csv"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    support::run(fresh.cmd().args(["create-indexes", "--format", "csv"]), 2);
     assert_eq!(
         managed_indexes(&fresh),
         0,
@@ -57,28 +46,25 @@ fn a_format_the_command_cannot_render_is_refused_before_any_work() {
     );
 
     let empty = TestDb::empty("fmt_first_seed");
-    let out = empty
-        .cmd()
-        .args([
+    support::run(
+        empty.cmd().args([
             "--format",
             "csv",
             "seed",
             "--create-schema",
             "--orders",
             "10",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+        ]),
+        2,
+    );
     assert_eq!(
         empty.scalar_i64("SELECT count(*) FROM pg_class WHERE relname = 'orders'"),
         0,
         "seed created the table before refusing"
     );
     // What a command can render is still rendered.
-    let out = db
-        .cmd()
-        .args([
+    support::run(
+        db.cmd().args([
             "--format",
             "csv",
             "benchmark",
@@ -86,10 +72,9 @@ fn a_format_the_command_cannot_render_is_refused_before_any_work() {
             "1",
             "--warmup",
             "0",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+        ]),
+        0,
+    );
 }
 
 /// Suites whose one query writes in a way a text check would miss.
@@ -186,19 +171,17 @@ fn replace_drifted_keeps_the_old_index_until_the_new_one_is_valid() {
         "built first, swapped last: {text}"
     );
 
-    let out = db
-        .cmd()
-        .args([
+    let out = support::run(
+        db.cmd().args([
             "--format",
             "json",
             "create-indexes",
             "--replace-drifted",
             "--indexes",
             path,
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+        ]),
+        1,
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["indexes"][0]["status"], "failed", "{v}");
     let def: String = db
@@ -226,13 +209,12 @@ fn replace_drifted_keeps_the_old_index_until_the_new_one_is_valid() {
 
     // A replacement that can be built is swapped in under the managed name.
     let good = sql_file("CREATE UNIQUE INDEX idx_orders_order_no ON orders (order_no, channel);\n");
-    let out = db
-        .cmd()
-        .args(["create-indexes", "--replace-drifted", "--indexes"])
-        .arg(good.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    support::run(
+        db.cmd()
+            .args(["create-indexes", "--replace-drifted", "--indexes"])
+            .arg(good.path()),
+        0,
+    );
     let def: String = db
         .client()
         .query_one(
@@ -258,8 +240,7 @@ fn url_as(db: &TestDb, role: &str) -> String {
 #[test]
 fn verify_and_dry_run_work_where_nothing_may_be_written() {
     let db = TestDb::seeded("read_only_role", ORDERS);
-    let out = db.cmd().arg("create-indexes").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    support::run(db.cmd().arg("create-indexes"), 0);
     let role = format!("reader_{}", std::process::id());
     db.client()
         .batch_execute(&format!(
@@ -270,23 +251,17 @@ fn verify_and_dry_run_work_where_nothing_may_be_written() {
         ))
         .unwrap();
     let reader = url_as(&db, &role);
-    let out = support::bare_cmd()
-        .args([
+    let out = support::run(
+        support::bare_cmd().args([
             "--database-url",
             &reader,
             "verify",
             "--only",
             "schema,indexes",
-        ])
-        .output()
-        .unwrap();
-    let text = support::stdout(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}{}",
-        support::stderr(&out)
+        ]),
+        0,
     );
+    let text = support::stdout(&out);
     assert!(
         text.contains("all 11 managed indexes present, valid and as defined"),
         "{text}"
@@ -299,18 +274,8 @@ fn verify_and_dry_run_work_where_nothing_may_be_written() {
             db.name
         ))
         .unwrap();
-    let out = db
-        .cmd()
-        .args(["create-indexes", "--dry-run"])
-        .output()
-        .unwrap();
+    let out = support::run(db.cmd().args(["create-indexes", "--dry-run"]), 0);
     let text = support::stdout(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}{}",
-        support::stderr(&out)
-    );
     assert!(text.contains("would create"), "{text}");
     assert!(text.contains("created 1 / skipped 10"), "{text}");
     let mut admin = db.client();
@@ -336,12 +301,7 @@ fn an_identical_index_under_another_name_is_recognised() {
             "CREATE INDEX orders_scene_by_hand ON orders USING btree (\"scene\" ASC NULLS LAST)",
         )
         .unwrap();
-    let out = db
-        .cmd()
-        .args(["--format", "json", "create-indexes"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let out = support::run(db.cmd().args(["--format", "json", "create-indexes"]), 0);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let scene = v["indexes"]
         .as_array()
@@ -362,13 +322,9 @@ fn an_identical_index_under_another_name_is_recognised() {
         1,
         "a duplicate of the hand-made index was built"
     );
-    let out = db
-        .cmd()
-        .args(["verify", "--only", "indexes"])
-        .output()
-        .unwrap();
+    // A WARN, not a FAIL.
+    let out = support::run(db.cmd().args(["verify", "--only", "indexes"]), 0);
     let text = support::stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "a WARN, not a FAIL: {text}");
     assert!(text.contains("WARN"), "{text}");
     assert!(
         text.contains("idx_orders_scene: served by orders_scene_by_hand"),
@@ -384,20 +340,14 @@ fn an_identical_index_under_another_name_is_recognised() {
 #[test]
 fn an_invalid_index_outside_the_managed_set_fails_verify() {
     let db = TestDb::seeded("stray_invalid", ORDERS);
-    let out = db.cmd().arg("create-indexes").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    support::run(db.cmd().arg("create-indexes"), 0);
     // A unique build over duplicates fails and leaves its INVALID entry behind.
     let failed = db
         .client()
         .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY orders_stray ON orders (store_name)");
     assert!(failed.is_err());
-    let out = db
-        .cmd()
-        .args(["verify", "--only", "indexes"])
-        .output()
-        .unwrap();
+    let out = support::run(db.cmd().args(["verify", "--only", "indexes"]), 1);
     let text = support::stdout(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains("orders_stray: INVALID and not in the managed set"),
         "{text}"
@@ -510,12 +460,7 @@ fn a_restricted_view_of_sessions_is_a_warning_not_a_pass() {
 #[test]
 fn an_access_exclusive_holder_is_named() {
     let db = TestDb::seeded("access_exclusive", ORDERS);
-    let out = db
-        .cmd()
-        .args(["create-indexes", "--no-analyze"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    support::run(db.cmd().args(["create-indexes", "--no-analyze"]), 0);
     db.client()
         .batch_execute("DROP INDEX idx_orders_scene")
         .unwrap();
@@ -548,25 +493,18 @@ fn an_access_exclusive_holder_is_named() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(named(&err) && err.contains("AccessExclusiveLock"), "{err}");
 
-    let out = db
-        .cmd()
-        .args([
+    let out = support::run(
+        db.cmd().args([
             "drop-indexes",
             "idx_orders_channel",
             "--lock-timeout",
             "1s",
             "--lock-retries",
             "0",
-        ])
-        .output()
-        .unwrap();
-    let text = support::stdout(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{text}{}",
-        support::stderr(&out)
+        ]),
+        1,
     );
+    let text = support::stdout(&out);
     assert!(named(&text), "{text}");
     holder.batch_execute("ROLLBACK").unwrap();
 }
@@ -600,13 +538,12 @@ fn index_file_names_are_checked_as_postgres_reads_them() {
     let file = sql_file(
         "\u{feff}CREATE INDEX idx_orders_a ON orders (store_name);\nCREATE INDEX idx_orders_b ON public.orders (date);\n",
     );
-    let out = db
-        .cmd()
-        .args(["--format", "json", "create-indexes", "--indexes"])
-        .arg(file.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let out = support::run(
+        db.cmd()
+            .args(["--format", "json", "create-indexes", "--indexes"])
+            .arg(file.path()),
+        0,
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let statuses: Vec<&str> = v["indexes"]
         .as_array()
@@ -656,11 +593,10 @@ fn json_output_says_why_the_command_could_not_run() {
         );
     }
     // Other formats keep stdout for reports only.
-    let out = support::bare_cmd()
-        .args(["--database-url", url, "verify"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = support::run(
+        support::bare_cmd().args(["--database-url", url, "verify"]),
+        2,
+    );
     assert!(out.stdout.is_empty(), "{}", support::stdout(&out));
 }
 
@@ -674,8 +610,7 @@ fn verify_straight_after_seed_accepts_its_statistics() {
         &["seed", "--create-schema", "--orders", "500"][..],
         &["seed", "--truncate", "--orders", "20000"][..],
     ] {
-        let out = db.cmd().args(args).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+        support::run(db.cmd().args(args), 0);
         let out = db
             .cmd()
             .args(["--format", "json", "verify", "--only", "statistics"])
@@ -708,15 +643,16 @@ fn a_benchmark_that_measured_nothing_is_not_green() {
         "1ns",
     ];
     for clients in ["1", "2"] {
-        let out = db
-            .cmd()
-            .args(base)
-            .args(["--clients", clients, "--format", "json"])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+        let out = support::run(
+            db.cmd()
+                .args(base)
+                .args(["--clients", clients, "--format", "json"]),
+            1,
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        for q in v["queries"].as_array().unwrap() {
+        let queries = v["queries"].as_array().unwrap();
+        assert_eq!(queries.len(), 2, "{v}");
+        for q in queries {
             assert_eq!(
                 (q["iterations"].as_u64(), q["errors"].as_u64()),
                 (Some(0), Some(0)),
@@ -725,8 +661,7 @@ fn a_benchmark_that_measured_nothing_is_not_green() {
             assert_eq!(q["not_measured"], true, "{q}");
         }
     }
-    let out = db.cmd().args(base).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    let out = support::run(db.cmd().args(base), 1);
     let text = support::stdout(&out);
     assert!(
         text.contains(
@@ -736,12 +671,11 @@ fn a_benchmark_that_measured_nothing_is_not_green() {
     );
     assert!(!text.contains("every query under it"), "{text}");
     // Measured queries are judged as before.
-    let out = db
-        .cmd()
-        .args(["benchmark", "--only", "by_store", "--iterations", "2"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let out = support::run(
+        db.cmd()
+            .args(["benchmark", "--only", "by_store", "--iterations", "2"]),
+        0,
+    );
     assert!(support::stdout(&out).contains("every query under it"));
 }
 
@@ -866,13 +800,7 @@ fn the_speed_check_cancels_a_run_at_its_statement_timeout() {
         );
     }
     // A bound the threshold could not pass under is refused before any run.
-    let out = db
-        .cmd()
-        .args(base)
-        .args(["--statement-timeout", "10ms"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = support::run(db.cmd().args(base).args(["--statement-timeout", "10ms"]), 2);
     assert!(
         support::stderr(&out)
             .contains("--statement-timeout 10ms must be longer than the speed threshold of 20 ms"),
@@ -905,9 +833,8 @@ fn every_timed_query_runs_against_the_table_of_the_index_set() {
     )
     .unwrap();
     let config = config.path().to_str().unwrap().to_string();
-    let out = db
-        .cmd()
-        .args([
+    let out = support::run(
+        db.cmd().args([
             "--config",
             &config,
             "--format",
@@ -915,25 +842,18 @@ fn every_timed_query_runs_against_the_table_of_the_index_set() {
             "benchmark",
             "--iterations",
             "2",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+        ]),
+        0,
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["meta"]["table"], "sales.orders", "{}", v["meta"]);
     assert_eq!(v["meta"]["orders"], ORDERS, "{}", v["meta"]);
 
-    let out = db
-        .cmd()
-        .args(["--config", &config, "verify", "--only", "speed"])
-        .output()
-        .unwrap();
-    let text = support::stdout(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}{}",
-        support::stderr(&out)
+    let out = support::run(
+        db.cmd()
+            .args(["--config", &config, "verify", "--only", "speed"]),
+        0,
     );
+    let text = support::stdout(&out);
     assert!(text.contains("medians of 5 runs on sales.orders"), "{text}");
 }

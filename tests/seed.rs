@@ -93,8 +93,7 @@ fn seed_refuses_a_table_with_rows_unless_truncate() {
         .args(["seed", "--orders", "100"])
         .assert()
         .success();
-    let out = db.cmd().args(["seed", "--orders", "100"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = support::run(db.cmd().args(["seed", "--orders", "100"]), 2);
     assert!(support::stderr(&out).contains("already has rows; pass --truncate"));
     assert_eq!(db.scalar_i64("SELECT count(*) FROM orders"), 100);
     db.cmd()
@@ -107,8 +106,7 @@ fn seed_refuses_a_table_with_rows_unless_truncate() {
 #[test]
 fn seed_without_table_says_how_to_create_it() {
     let db = TestDb::empty("seed_no_table");
-    let out = db.cmd().args(["seed", "--orders", "10"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = support::run(db.cmd().args(["seed", "--orders", "10"]), 2);
     assert!(
         support::stderr(&out).contains("--create-schema"),
         "{}",

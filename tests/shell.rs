@@ -34,11 +34,7 @@ fn completions_and_man_page_cover_every_subcommand() {
         man.contains("create\\-indexes"),
         "man page lacks the subcommands"
     );
-    let bad = support::bare_cmd()
-        .args(["completions", "tcsh"])
-        .output()
-        .unwrap();
-    assert_eq!(bad.status.code(), Some(2));
+    support::run(support::bare_cmd().args(["completions", "tcsh"]), 2);
 }
 
 #[test]

@@ -5,11 +5,13 @@
 use crate::catalog::shapes::{self, TableIndex};
 use crate::db::describe_pg_error;
 use crate::db::PgContext;
+use crate::ident::quote_qualified;
 use crate::sqlfiles::shape::parse_definition;
 use crate::sqlfiles::{IndexSet, IndexSpec};
 use anyhow::{anyhow, Result};
 use postgres::Client;
 use serde::Serialize;
+use std::collections::{HashMap, HashSet};
 
 /// The state of one managed index on the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -44,35 +46,43 @@ pub struct LiveIndex {
     pub served_by: Option<String>,
 }
 
-/// The table the set is on, as the server resolves it: (schema, table).
+/// The table the set is on, as the server resolves it: (schema, table); None
+/// when there is no such table.
+pub fn find_table(
+    client: &mut Client,
+    set: &IndexSet,
+) -> Result<Option<(String, String)>, postgres::Error> {
+    Ok(client
+        .query_opt(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
+            &[&set.table().qualified_table()],
+        )?
+        .map(|row| (row.get(0), row.get(1))))
+}
+
+/// The table the set is on, as the server resolves it: (schema, table); Err
+/// when there is no such table.
 pub fn resolve_table(client: &mut Client, set: &IndexSet) -> Result<(String, String)> {
     let spec = set.table();
-    let row = client
-        .query_one(
-            "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
-            &[&spec.qualified_table()],
-        )
-        .map_err(|e| match e.as_db_error() {
+    match find_table(client, set) {
+        Ok(Some(table)) => Ok(table),
+        Ok(None) => Err(anyhow!(
+            "table {} does not exist (indexes from {}); create it first, e.g. `o2o-db seed --create-schema`",
+            spec.qualified_table(),
+            set.origin
+        )),
+        Err(e) => Err(match e.as_db_error() {
             Some(db) => anyhow!("looking up table {}: {}", spec.qualified_table(), db.message()),
-            None if e.to_string().contains("unexpected number of rows") => anyhow!(
-                "table {} does not exist (indexes from {}); create it first, e.g. `o2o-db seed --create-schema`",
-                spec.qualified_table(),
-                set.origin
-            ),
             None => anyhow!("looking up table {}: {}", spec.qualified_table(), describe_pg_error(&e)),
-        })?;
-    Ok((row.get(0), row.get(1)))
+        }),
+    }
 }
 
 /// Inspects every index of `set` on the server: one catalog query for the
 /// table's indexes, one for the managed names, two EXPLAINs to deparse.
 pub fn inspect(client: &mut Client, set: &IndexSet) -> Result<Vec<LiveIndex>> {
     let (schema, table) = resolve_table(client, set)?;
-    let real = format!(
-        "{}.{}",
-        crate::ident::quote_ident(&schema),
-        crate::ident::quote_ident(&table)
-    );
+    let real = quote_qualified(Some(&schema), &table);
     let on_table = shapes::table_indexes(client, &real)?;
     let wanted = shapes::expected_shapes(client, &set.indexes, &real, &set.origin)?;
     // A managed name may also be taken by an index of another table in the schema.
@@ -153,11 +163,7 @@ pub fn inspect(client: &mut Client, set: &IndexSet) -> Result<Vec<LiveIndex>> {
 /// costs every write and serves no read.
 pub fn unmanaged_invalid(client: &mut Client, set: &IndexSet) -> Result<Vec<TableIndex>> {
     let (schema, table) = resolve_table(client, set)?;
-    let real = format!(
-        "{}.{}",
-        crate::ident::quote_ident(&schema),
-        crate::ident::quote_ident(&table)
-    );
+    let real = quote_qualified(Some(&schema), &table);
     Ok(shapes::table_indexes(client, &real)?
         .into_iter()
         .filter(|i| !(i.valid && i.ready) && set.get(&i.name).is_none())
@@ -174,4 +180,41 @@ fn expected_definition(spec: &IndexSpec, real_table: &str) -> String {
         if spec.unique { "UNIQUE " } else { "" },
         crate::ident::quote_ident(&spec.name)
     )
+}
+
+/// The oids of the managed table's indexes: a managed name found elsewhere is not ours.
+pub fn indexes_of_table(client: &mut Client, set: &IndexSet) -> Result<HashSet<u32>> {
+    let rows = client
+        .query(
+            "SELECT indexrelid FROM pg_index WHERE indrelid = to_regclass($1)",
+            &[&set.table().qualified_table()],
+        )
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "listing the indexes of the table: {}",
+                describe_pg_error(&e)
+            )
+        })?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Valid (and ready) or not, and size, of each index of the set on the managed
+/// table now: one catalog query, cheap enough to run after every build.
+pub fn built_indexes(
+    client: &mut Client,
+    set: &IndexSet,
+    schema: &str,
+) -> Result<HashMap<String, (bool, i64)>, postgres::Error> {
+    let names: Vec<&str> = set.indexes.iter().map(|i| i.name.as_str()).collect();
+    let rows = client.query(
+        "SELECT c.relname::text, i.indisvalid AND i.indisready, pg_relation_size(c.oid) \
+         FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid \
+         WHERE c.relnamespace = $1::text::regnamespace AND c.relname = ANY($2) \
+           AND i.indrelid = to_regclass($3)",
+        &[&schema, &names, &set.table().qualified_table()],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect())
 }

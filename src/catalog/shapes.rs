@@ -13,33 +13,19 @@
 
 use crate::db::{describe_pg_error, read_only, PgContext};
 use crate::params::RawValue;
-use crate::sqlfiles::shape::{parse_definition, DefinitionParts};
+use crate::sqlfiles::shape::{parse_definition, DefinitionParts, KeyPart};
 use crate::sqlfiles::IndexSpec;
 use anyhow::{anyhow, Result};
 use postgres::Client;
 use serde_json::Value;
 
-/// One key of an index, with its expression as the server deparses it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyShape {
-    pub expr: String,
-    /// None: the column's (or the expression's) own collation.
-    pub collation: Option<String>,
-    /// None: the type's default operator class.
-    pub opclass: Option<String>,
-    pub desc: bool,
-    pub nulls_first: bool,
-}
-
-/// What makes two indexes answer the same queries the same way.
+/// What makes two indexes answer the same queries the same way: uniqueness
+/// and the definition's parts, each expression as the server deparses it and
+/// each collation and operator class None when it is the default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shape {
     pub unique: bool,
-    pub method: String,
-    pub keys: Vec<KeyShape>,
-    pub include: Vec<String>,
-    pub nulls_not_distinct: bool,
-    pub predicate: Option<String>,
+    pub parts: DefinitionParts,
 }
 
 /// An index of the managed table, as the catalog has it.
@@ -98,7 +84,7 @@ pub fn table_indexes(client: &mut Client, table: &str) -> Result<Vec<TableIndex>
             .enumerate()
             .map(|(k, expr)| {
                 let option = options.get(k).copied().unwrap_or(0);
-                KeyShape {
+                KeyPart {
                     expr: expr.clone(),
                     collation: collations.get(k).cloned().flatten(),
                     opclass: opclasses.get(k).cloned().flatten(),
@@ -110,11 +96,13 @@ pub fn table_indexes(client: &mut Client, table: &str) -> Result<Vec<TableIndex>
             .collect();
         let shape = Shape {
             unique: row.get(7),
-            method: row.get(8),
-            keys,
-            include: columns.iter().skip(nkeys).cloned().collect(),
-            nulls_not_distinct: row.get(10),
-            predicate: row.get(11),
+            parts: DefinitionParts {
+                method: row.get(8),
+                keys,
+                include: columns.iter().skip(nkeys).cloned().collect(),
+                nulls_not_distinct: row.get(10),
+                predicate: row.get(11),
+            },
         };
         exprs.extend(expressions(&shape));
         indexes.push(TableIndex {
@@ -176,24 +164,18 @@ pub fn expected_shapes(
 }
 
 fn file_shape(unique: bool, parts: DefinitionParts) -> Shape {
+    let keys = parts
+        .keys
+        .into_iter()
+        .map(|k| KeyPart {
+            // The default operator class named explicitly is still the default.
+            opclass: k.opclass.filter(|o| !is_default_opclass_name(o)),
+            ..k
+        })
+        .collect();
     Shape {
         unique,
-        method: parts.method,
-        keys: parts
-            .keys
-            .into_iter()
-            .map(|k| KeyShape {
-                expr: k.expr,
-                collation: k.collation,
-                // The default operator class named explicitly is still the default.
-                opclass: k.opclass.filter(|o| !is_default_opclass_name(o)),
-                desc: k.desc,
-                nulls_first: k.nulls_first,
-            })
-            .collect(),
-        include: parts.include,
-        nulls_not_distinct: parts.nulls_not_distinct,
-        predicate: parts.predicate,
+        parts: DefinitionParts { keys, ..parts },
     }
 }
 
@@ -208,23 +190,25 @@ fn is_default_opclass_name(name: &str) -> bool {
 
 /// The expressions of a shape, in the order `replace_expressions` reads them back.
 fn expressions(shape: &Shape) -> Vec<String> {
-    shape
+    let parts = &shape.parts;
+    parts
         .keys
         .iter()
         .map(|k| k.expr.clone())
-        .chain(shape.include.iter().cloned())
-        .chain(shape.predicate.iter().cloned())
+        .chain(parts.include.iter().cloned())
+        .chain(parts.predicate.iter().cloned())
         .collect()
 }
 
 fn replace_expressions(shape: &mut Shape, deparsed: &mut impl Iterator<Item = String>) {
-    for key in &mut shape.keys {
+    let parts = &mut shape.parts;
+    for key in &mut parts.keys {
         key.expr = deparsed.next().unwrap_or_default();
     }
-    for col in &mut shape.include {
+    for col in &mut parts.include {
         *col = deparsed.next().unwrap_or_default();
     }
-    if let Some(p) = &mut shape.predicate {
+    if let Some(p) = &mut parts.predicate {
         *p = deparsed.next().unwrap_or_default();
     }
 }
@@ -296,12 +280,12 @@ pub fn refused<'s>(
                 continue;
             }
         };
-        if !methods.contains(&shape.method) {
+        if !methods.contains(&shape.parts.method) {
             refused.push((
                 spec,
                 format!(
                     "access method \"{}\" does not exist (the server has {})",
-                    shape.method,
+                    shape.parts.method,
                     methods.join(", ")
                 ),
             ));

@@ -1,31 +1,29 @@
 //! `o2o-db benchmark`: times the dashboard's queries so that cron can trust
 //! the numbers, with honest before/after speedups.
 //!
-//! This file holds the flags, the report's shape and the order of work:
-//! setup (suite, parameters, server facts) -> timed runs -> optional seq-scan
-//! pass -> thresholds and baseline -> history. Running, statistics, history
-//! and rendering live in benchmark/.
+//! This file holds the flags and the order of work: setup (suite, parameters,
+//! server facts) -> timed runs -> optional seq-scan pass -> thresholds and
+//! baseline -> history. The report's shape, setup, running, statistics,
+//! baseline, history and rendering live in benchmark/.
 
+mod baseline;
 mod history;
 mod render;
+mod report;
 mod runner;
+mod setup;
 mod stats;
 
+pub use baseline::BASELINE_NOISE_MS;
+pub use report::{BaselineMeta, BenchmarkReport, Meta, PoolMeta, QueryFigures};
+
 use crate::config::{Config, HumanDuration, PoolSettings};
-use crate::db::PgContext;
-use crate::db::{self, CheckoutStats, Pool, Warm};
-use crate::ident::quote_ident;
-use crate::params::{self, ParamPool};
-use crate::report::{self, Outcome, Report};
-use crate::seed_data::Rng;
-use crate::sqlfiles::IndexSet;
-use crate::sqlfiles::{QuerySpec, QuerySuite};
+use crate::db::{Pool, Warm};
+use crate::sqlfiles::QuerySuite;
 use crate::stop::Stop;
 use anyhow::{bail, Result};
-use history::{DamagedLine, History, PastRun};
 use runner::{Job, Measured, Plan, RunSettings, Scans};
-use serde::Serialize;
-use stats::{round, Figures};
+use stats::round;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -93,148 +91,6 @@ pub struct BenchmarkArgs {
 
 crate::cli::clap_default!(BenchmarkArgs);
 
-/// The run as `--format json` prints it and `--history` records it.
-/// Latencies are in ms; a figure is null when every run of the query failed.
-#[derive(Debug, Clone, Serialize)]
-pub struct BenchmarkReport {
-    pub meta: Meta,
-    pub queries: Vec<QueryFigures>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Meta {
-    /// When the run started (UTC, RFC 3339).
-    pub started_at: String,
-    pub server_version: String,
-    pub database: String,
-    /// The table of the managed index set, schema-qualified, that the suite's
-    /// queries ran against (its schema first on every session's search_path);
-    /// null when the database has no such table (a suite of another table).
-    pub table: Option<String>,
-    /// Rows in that table.
-    pub orders: Option<i64>,
-    /// Where the queries came from.
-    pub suite: String,
-    /// "sequential" (one dedicated connection) or "concurrent" (clients sharing the pool).
-    pub mode: &'static str,
-    pub clients: u32,
-    /// Timed runs per query (null with --duration).
-    pub iterations: Option<u64>,
-    /// Seconds each query was timed for (null without --duration).
-    pub duration_s: Option<f64>,
-    pub warmup: u32,
-    pub seed: u64,
-    pub fixed_params: bool,
-    pub max_p95_ms: f64,
-    pub compare_seqscan: bool,
-    /// Wall-clock seconds of the whole run, setup included.
-    pub elapsed_s: f64,
-    /// The pool's checkout counters over the run, opening and warm-up included
-    /// (concurrent mode; per-query waits of the timed runs are in each query).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pool: Option<PoolMeta>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub baseline: Option<BaselineMeta>,
-    /// Lines of the --history or --baseline file that are not runs (torn by a
-    /// crash or a full disk mid-write): skipped, not an error.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub damaged_history_lines: Vec<DamagedLine>,
-    /// Stopped by Ctrl-C: the queries measured so far are reported.
-    pub interrupted: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PoolMeta {
-    pub max_size: u32,
-    #[serde(flatten)]
-    pub checkouts: CheckoutStats,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct BaselineMeta {
-    pub file: String,
-    /// started_at of the run compared with.
-    pub started_at: String,
-    pub slower_percent: f64,
-    /// Why the comparison may be unfair (different clients or parameters), if it may.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct QueryFigures {
-    pub name: String,
-    #[serde(flatten)]
-    pub figures: Figures,
-    /// Successful runs per second of wall-clock time.
-    pub qps: f64,
-    /// Median with index and bitmap scans disabled (--compare-seqscan).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seqscan_p50_ms: Option<f64>,
-    /// seqscan_p50_ms / p50_ms (--compare-seqscan).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub speedup: Option<f64>,
-    /// Time waiting for a pool connection per run, not part of the latencies (concurrent mode).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub wait_mean_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub wait_max_ms: Option<f64>,
-    /// The baseline run's median (--baseline).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub baseline_p50_ms: Option<f64>,
-    /// How much slower (+) or faster (-) the median is than the baseline's.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub baseline_change_percent: Option<f64>,
-    /// p95 above max_p95_ms.
-    pub over_max_p95: bool,
-    /// No timed run succeeded (a --duration shorter than one run, or every run
-    /// failed): there is nothing to hold against the p95 limit or the
-    /// baseline, and a gate over nothing must not pass.
-    pub not_measured: bool,
-    /// Median more than slower_percent (and at least 0.1 ms) above the baseline's.
-    pub slower_than_baseline: bool,
-    /// The message of the last failed run.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    /// The values bound on every run, as SQL literals (--fixed-params).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub params: Option<Vec<String>>,
-}
-
-impl QueryFigures {
-    /// Whether this query makes the run's outcome Findings.
-    pub fn flagged(&self) -> bool {
-        self.over_max_p95
-            || self.slower_than_baseline
-            || self.not_measured
-            || self.figures.errors > 0
-    }
-}
-
-impl Report for BenchmarkReport {
-    const FORMATS: &'static [crate::report::Format] = &[
-        crate::report::Format::Table,
-        crate::report::Format::Json,
-        crate::report::Format::Csv,
-    ];
-
-    fn render_table(&self, w: &mut dyn std::io::Write) -> Result<()> {
-        render::table(self, w)
-    }
-
-    fn render_csv(&self, w: &mut dyn std::io::Write) -> Result<()> {
-        render::csv(self, w)
-    }
-
-    fn outcome(&self) -> Outcome {
-        if self.meta.interrupted {
-            Outcome::Interrupted
-        } else {
-            Outcome::from_findings(self.queries.iter().any(QueryFigures::flagged))
-        }
-    }
-}
-
 /// Runs with the process's stop (signals, see crate::stop).
 pub fn run(config: &Config, args: &BenchmarkArgs) -> Result<BenchmarkReport> {
     run_with(config, args, crate::stop::process())
@@ -271,41 +127,16 @@ pub fn run_with(config: &Config, args: &BenchmarkArgs, stop: &Stop) -> Result<Be
 
     let suite = QuerySuite::load(args.queries.as_deref().or(config.benchmark.file.as_deref()))?;
     let specs = suite.select(&args.only)?;
-    // Read the baseline and open the history before measuring: a bad path fails now,
-    // and with one file for both, the run is compared with the one before it.
-    // Damaged lines (a run torn by a crash or a full disk) are skipped and reported.
-    let mut damaged = Vec::new();
-    let baseline = match &args.baseline {
-        Some(path) => {
-            let scan = history::scan(path)?;
-            damaged.extend(scan.damaged);
-            scan.last.map(|run| (path, run))
-        }
-        None => None,
-    };
-    if let (Some(path), None) = (&args.baseline, &baseline) {
-        report::notice(&format!(
-            "no baseline yet: {} has no runs; this run is not compared",
-            path.display()
-        ));
-    }
-    let mut history = match &args.history {
-        Some(path) => {
-            if args.baseline.as_ref() != Some(path) {
-                damaged.extend(history::scan(path)?.damaged);
-            }
-            Some(History::open(path)?)
-        }
-        None => None,
-    };
-    for line in &damaged {
-        eprintln!("o2o-db: warning: {line}");
-    }
+    let baseline::Records {
+        baseline: past,
+        mut history,
+        damaged,
+    } = baseline::open(args)?;
 
     // Every query runs against the table of the managed index set.
-    let (managed, table) = on_managed_table(config)?;
+    let (managed, table) = setup::on_managed_table(config)?;
     let config = &managed;
-    let setup = setup(
+    let setup = setup::read(
         config,
         table.as_ref(),
         &suite.origin,
@@ -341,14 +172,14 @@ pub fn run_with(config: &Config, args: &BenchmarkArgs, stop: &Stop) -> Result<Be
             )
         })
         .collect();
-    let baseline = baseline.map(|(path, past)| {
-        compare_with_baseline(&mut queries, &past, slower_percent);
-        BaselineMeta {
-            file: path.display().to_string(),
-            note: baseline_note(&past, &settings, args.fixed_params),
-            started_at: past.meta.started_at,
+    let baseline = past.map(|found| {
+        baseline::apply(
+            &mut queries,
+            found,
             slower_percent,
-        }
+            &settings,
+            args.fixed_params,
+        )
     });
 
     let report = BenchmarkReport {
@@ -388,67 +219,12 @@ pub fn run_with(config: &Config, args: &BenchmarkArgs, stop: &Stop) -> Result<Be
     };
     if let Some(history) = &mut history {
         if interrupted {
-            report::notice("interrupted: this partial run is not added to the history");
+            crate::report::notice("interrupted: this partial run is not added to the history");
         } else {
             history.append(&report)?;
         }
     }
     Ok(report)
-}
-
-/// What the run needs from the server before timing starts.
-struct Setup {
-    server_version: String,
-    orders: Option<i64>,
-    jobs: Vec<Job>,
-    /// Per job, with --fixed-params: the bound values as SQL literals.
-    fixed_literals: Vec<Option<Vec<String>>>,
-}
-
-/// Reads the server's version and row count and each query's candidate
-/// parameters, on a connection closed before timing starts.
-fn setup(
-    config: &Config,
-    table: Option<&ManagedTable>,
-    origin: &str,
-    specs: &[&QuerySpec],
-    seed: u64,
-    fixed_params: bool,
-) -> Result<Setup> {
-    let mut client = db::connect(&config.conn)?;
-    let server_version = scalar_text(&mut client, "SHOW server_version")?;
-    let orders = match table {
-        Some(t) => Some(
-            client
-                .query_one(format!("SELECT count(*) FROM {}", t.quoted).as_str(), &[])
-                .pg_context("counting the table's rows")?
-                .get(0),
-        ),
-        None => None,
-    };
-    let mut jobs = Vec::with_capacity(specs.len());
-    let mut fixed_literals = Vec::with_capacity(specs.len());
-    for spec in specs {
-        let params = ParamPool::load(&mut client, spec)?;
-        let fixed = fixed_params.then(|| params.draw(&mut Rng::new(seed)).clone());
-        fixed_literals.push(match &fixed {
-            Some(row) => Some(params::literals(&mut client, row)?),
-            None => None,
-        });
-        jobs.push(Job {
-            name: spec.name.clone(),
-            sql: spec.sql.clone(),
-            origin: format!("{origin}:{}", spec.line),
-            params,
-            fixed,
-        });
-    }
-    Ok(Setup {
-        server_version,
-        orders,
-        jobs,
-        fixed_literals,
-    })
 }
 
 /// The timed runs of every job: sequential on a dedicated connection, or
@@ -514,85 +290,4 @@ fn figures(
         figures: f,
         params,
     }
-}
-
-/// A median this much slower or less is not a regression, whatever the percent:
-/// sub-0.1 ms queries move by more than 20% with where the scheduler puts the
-/// backend, and a nightly alert on 0.04 -> 0.08 ms would only teach people to ignore it.
-pub const BASELINE_NOISE_MS: f64 = 0.1;
-
-/// Flags the queries whose median is more than `slower_percent` (and at least
-/// BASELINE_NOISE_MS) above the baseline's.
-fn compare_with_baseline(queries: &mut [QueryFigures], past: &PastRun, slower_percent: f64) {
-    for q in queries {
-        let Some(before) = past.query(&q.name).and_then(|p| p.p50_ms) else {
-            continue;
-        };
-        q.baseline_p50_ms = Some(before);
-        if before > 0.0 && q.figures.p50_ms.is_finite() {
-            let change = (q.figures.p50_ms / before - 1.0) * 100.0;
-            q.baseline_change_percent = Some(round(change, 1));
-            q.slower_than_baseline =
-                change > slower_percent && q.figures.p50_ms - before >= BASELINE_NOISE_MS;
-        }
-    }
-}
-
-/// Says when the baseline ran under different conditions than this run.
-fn baseline_note(past: &PastRun, settings: &RunSettings, fixed_params: bool) -> Option<String> {
-    let mut notes = Vec::new();
-    if let Some(c) = past.meta.clients.filter(|c| *c != settings.clients) {
-        notes.push(format!(
-            "the baseline ran with {c} client(s), this run with {}",
-            settings.clients
-        ));
-    }
-    if past.meta.fixed_params.is_some_and(|f| f != fixed_params) {
-        notes.push("one of the two runs used --fixed-params".to_string());
-    }
-    (!notes.is_empty()).then(|| notes.join("; "))
-}
-
-fn scalar_text(client: &mut postgres::Client, sql: &str) -> Result<String> {
-    let rows = client.simple_query(sql).pg_context(sql)?;
-    Ok(rows
-        .iter()
-        .find_map(|m| match m {
-            postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
-            _ => None,
-        })
-        .unwrap_or_default())
-}
-
-/// The managed index set's table as the server resolves it.
-struct ManagedTable {
-    /// `schema.table`, for the report.
-    shown: String,
-    /// Quoted, for SQL text.
-    quoted: String,
-}
-
-/// `config` with the managed table's schema first on every session's
-/// search_path, and that table; None when the database has no such table
-/// (a suite of another table, e.g. examples/menu without its index file).
-fn on_managed_table(config: &Config) -> Result<(Config, Option<ManagedTable>)> {
-    let set = IndexSet::load(config.indexes.file.as_deref())?;
-    let mut client = db::connect(&config.conn)?;
-    let found = client
-        .query_opt(
-            "SELECT n.nspname::text, c.relname::text FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
-            &[&set.table().qualified_table()],
-        )
-        .pg_context("looking up the managed table")?;
-    let mut config = config.clone();
-    let table = found.map(|row| {
-        let (schema, name): (String, String) = (row.get(0), row.get(1));
-        config.conn.schema_first = Some(schema.clone());
-        ManagedTable {
-            shown: format!("{schema}.{name}"),
-            quoted: format!("{}.{}", quote_ident(&schema), quote_ident(&name)),
-        }
-    });
-    Ok((config, table))
 }

@@ -5,12 +5,11 @@
 //! managed table is dropped (a same-named index on another table is refused).
 //! It takes the same run lock as create-indexes, so a drop never races a build.
 
-use crate::catalog;
 use crate::commands::create_indexes::summary::{duration_cell, size_cell, write_sql};
 use crate::config::Config;
 use crate::ddl::executor::{Executor, Task};
 use crate::ddl::settings::{SessionArgs, SessionSettings};
-use crate::ddl::{plan, progress, run_lock, session};
+use crate::ddl::{plan, progress, Target};
 use crate::report::{self, Outcome, Report};
 use crate::sqlfiles::{IndexSet, IndexSpec};
 use crate::stop::Stop;
@@ -133,50 +132,40 @@ pub fn run_with(config: &Config, args: &DropIndexesArgs, stop: &Stop) -> Result<
     let set = IndexSet::load(args.session.index_file(config))?;
     let chosen = choose(&set, &args.names)?;
     let settings = SessionSettings::resolve(config, &args.session, true, "drop-indexes");
-    let mut control = session::open(config, &settings)?;
-    let (schema, table) = catalog::indexes::resolve_table(&mut control.client, &set)?;
-    crate::ddl::privileges::check(&mut control.client, &schema, &table, "drop-indexes")?;
-    let table_name = format!("{schema}.{table}");
-    let key = run_lock::key(&schema, &table);
-    if !args.session.dry_run {
-        let acquired = run_lock::take(
-            &mut control.client,
-            (&schema, &table),
-            args.session.wait,
-            stop,
-        )?;
-        if acquired == run_lock::Acquired::Interrupted {
-            let rows = chosen
-                .iter()
-                .map(|spec| DroppedIndex {
-                    name: spec.name.clone(),
-                    table: table_name.clone(),
-                    status: DropStatus::NotStarted,
-                    duration_ms: 0.0,
-                    size_bytes: 0,
-                    error: Some("interrupted while waiting for the run lock".into()),
-                })
-                .collect();
-            return Ok(assemble(rows, false, true, Vec::new()));
-        }
+    let mut target = Target::open(config, &settings, &set, "drop-indexes")?;
+    let table_name = target.shown();
+    if !args.session.dry_run && !target.lock(args.session.wait, stop)? {
+        let rows = chosen
+            .iter()
+            .map(|spec| DroppedIndex {
+                name: spec.name.clone(),
+                table: table_name.clone(),
+                status: DropStatus::NotStarted,
+                duration_ms: 0.0,
+                size_bytes: 0,
+                error: Some("interrupted while waiting for the run lock".into()),
+            })
+            .collect();
+        return Ok(assemble(rows, false, true, Vec::new()));
     }
 
+    let control = &mut target.control;
     let mut rows = Vec::new();
     let mut tasks = Vec::new();
     for (id, spec) in chosen.iter().enumerate() {
         let spec = IndexSpec {
-            schema: Some(schema.clone()),
+            schema: Some(target.schema.clone()),
             ..(*spec).clone()
         };
         let found = control.client.query_opt(
             "SELECT t.relname::text, pg_relation_size(c.oid) FROM pg_class c \
              JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_class t ON t.oid = i.indrelid \
              WHERE c.relname = $1 AND c.relnamespace = $2::text::regnamespace",
-            &[&spec.name, &schema],
+            &[&spec.name, &target.schema],
         )?;
         let (status, size, error) = match found {
             None => (DropStatus::Absent, 0, None),
-            Some(r) if r.get::<_, String>(0) != table => (
+            Some(r) if r.get::<_, String>(0) != target.table => (
                 DropStatus::Failed,
                 r.get(1),
                 Some(format!(
@@ -222,7 +211,7 @@ pub fn run_with(config: &Config, args: &DropIndexesArgs, stop: &Stop) -> Result<
     };
     let mut watcher = progress::Progress::new("dropping", tasks.len());
     let outcome = executor.run(tasks, &mut control.client, &mut watcher);
-    run_lock::release(&mut control.client, key);
+    target.release();
     for (id, row) in rows.iter_mut().enumerate() {
         if row.status != DropStatus::Dropped {
             continue;

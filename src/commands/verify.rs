@@ -5,7 +5,6 @@
 //! detail, and the fix when something is wrong); this file holds the list of
 //! checks, the selection (--only/--skip), the runner and the report. The checks
 //! themselves live in src/commands/verify/, one file per group.
-
 mod context;
 mod indexes;
 mod plans;
@@ -14,15 +13,18 @@ mod redundancy;
 mod report;
 mod server;
 mod statistics;
+mod thresholds;
 
 use crate::config::{Config, HumanDuration};
 use crate::db::read_only;
 use anyhow::{bail, Result};
-use context::Ctx;
+use context::{Ctx, Needs};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+use thresholds::{parse_max_ms, valid_max_ms};
 
-pub use report::{Check, Status, Summary, VerifyReport};
+pub use report::{Check, Status, Summary, Verdict, VerifyReport};
+pub use thresholds::{speed_timeout, SPEED_TIMEOUT_FACTOR, SPEED_TIMEOUT_FLOOR};
 
 /// Every check, in the order they are reported.
 pub const CHECK_NAMES: [&str; 11] = [
@@ -93,93 +95,10 @@ pub struct VerifyArgs {
 
 crate::cli::clap_default!(VerifyArgs);
 
-fn parse_max_ms(s: &str) -> Result<f64, String> {
-    s.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|v| valid_max_ms(*v))
-        .ok_or_else(|| format!("`{s}` is not a positive number of milliseconds, e.g. 100 or 12.5"))
-}
-
-fn valid_max_ms(v: f64) -> bool {
-    v.is_finite() && v > 0.0
-}
-
-/// The speed check's default bound on one timed run: this many times its threshold...
-pub const SPEED_TIMEOUT_FACTOR: f64 = 10.0;
-/// ...and never less than this, so a tight threshold still leaves a run room to finish.
-pub const SPEED_TIMEOUT_FLOOR: Duration = Duration::from_secs(1);
-
-/// The statement timeout of each of the speed check's timed runs: the flag,
-/// else [verify] statement_timeout, else SPEED_TIMEOUT_FACTOR x `max_ms`
-/// (at least SPEED_TIMEOUT_FLOOR). A bound at or under the threshold would
-/// fail queries the threshold passes: refused.
-pub fn speed_timeout(flag: Option<Duration>, config: &Config, max_ms: f64) -> Result<Duration> {
-    let chosen = flag.or(config.verify.statement_timeout);
-    let Some(timeout) = chosen else {
-        let ms = max_ms * SPEED_TIMEOUT_FACTOR;
-        // PostgreSQL takes at most i32::MAX ms; an odd threshold gets the floor.
-        let derived = if ms.is_finite() && ms > 0.0 {
-            Duration::from_millis(ms.min(f64::from(i32::MAX)) as u64)
-        } else {
-            SPEED_TIMEOUT_FLOOR
-        };
-        return Ok(derived.max(SPEED_TIMEOUT_FLOOR));
-    };
-    if timeout.as_secs_f64() * 1000.0 <= max_ms {
-        let from = if flag.is_some() {
-            "--statement-timeout"
-        } else {
-            "[verify] statement_timeout"
-        };
-        bail!(
-            "{from} {} must be longer than the speed threshold of {max_ms} ms, or every query \
-             the threshold passes could be cancelled; raise it or leave it out (default {}x the threshold)",
-            humantime::format_duration(timeout),
-            SPEED_TIMEOUT_FACTOR
-        );
-    }
-    Ok(timeout)
-}
-
-/// What one check found, before the runner names it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
-    pub status: Status,
-    pub detail: String,
-    pub fix: Option<String>,
-}
-
-impl Verdict {
-    pub fn pass(detail: impl Into<String>) -> Verdict {
-        Verdict {
-            status: Status::Pass,
-            detail: detail.into(),
-            fix: None,
-        }
-    }
-
-    pub fn warn(detail: impl Into<String>, fix: impl Into<String>) -> Verdict {
-        Verdict {
-            status: Status::Warn,
-            detail: detail.into(),
-            fix: Some(fix.into()),
-        }
-    }
-
-    pub fn fail(detail: impl Into<String>, fix: impl Into<String>) -> Verdict {
-        Verdict {
-            status: Status::Fail,
-            detail: detail.into(),
-            fix: Some(fix.into()),
-        }
-    }
-}
-
-/// A check: its name, whether it needs the server, and how and when it runs.
+/// A check: its name, what it needs loaded or open, and how and when it runs.
 struct Def {
     name: &'static str,
-    needs_server: bool,
+    needs: Needs,
     run: Runner,
 }
 
@@ -219,25 +138,33 @@ impl Runner {
 }
 
 const CHECKS: [Def; 11] = [
-    def("config", false, Runner::Early(pool::config)),
-    def("connectivity", true, Runner::Early(server::connectivity)),
-    def("pool", true, Runner::Beside(pool::pool)),
-    def("headroom", true, Runner::Early(pool::headroom)),
-    def("schema", true, Runner::Early(indexes::schema)),
-    def("indexes", true, Runner::Early(indexes::indexes)),
-    def("planner", true, Runner::Early(plans::planner)),
-    def("speed", true, Runner::Last(plans::speed)),
-    def("statistics", true, Runner::Early(statistics::statistics)),
-    def("redundancy", true, Runner::Early(redundancy::redundancy)),
-    def("sessions", true, Runner::Early(server::sessions)),
+    def("config", Needs::CONFIG, Runner::Early(pool::config)),
+    def(
+        "connectivity",
+        Needs::SERVER,
+        Runner::Early(server::connectivity),
+    ),
+    def("pool", Needs::SERVER, Runner::Beside(pool::pool)),
+    def("headroom", Needs::SERVER, Runner::Early(pool::headroom)),
+    def("schema", Needs::TABLE, Runner::Early(indexes::schema)),
+    def("indexes", Needs::TABLE, Runner::Early(indexes::indexes)),
+    def("planner", Needs::SUITE, Runner::Early(plans::planner)),
+    def("speed", Needs::SUITE, Runner::Last(plans::speed)),
+    def(
+        "statistics",
+        Needs::TABLE,
+        Runner::Early(statistics::statistics),
+    ),
+    def(
+        "redundancy",
+        Needs::TABLE,
+        Runner::Early(redundancy::redundancy),
+    ),
+    def("sessions", Needs::SERVER, Runner::Early(server::sessions)),
 ];
 
-const fn def(name: &'static str, needs_server: bool, run: Runner) -> Def {
-    Def {
-        name,
-        needs_server,
-        run,
-    }
+const fn def(name: &'static str, needs: Needs, run: Runner) -> Def {
+    Def { name, needs, run }
 }
 
 /// The checks --only and --skip leave, in report order; unknown names are an error.
@@ -272,7 +199,8 @@ pub fn run(config: &Config, args: &VerifyArgs) -> Result<VerifyReport> {
         .iter()
         .filter(|d| selected.contains(&d.name))
         .collect();
-    let mut ctx = Ctx::open(config, args, &selected, defs.iter().any(|d| d.needs_server))?;
+    let needs = defs.iter().fold(Needs::CONFIG, |all, d| all.and(d.needs));
+    let mut ctx = Ctx::open(config, args, needs)?;
     let mut verdicts: Vec<Option<Verdict>> = vec![None; defs.len()];
     std::thread::scope(|scope| -> Result<()> {
         let beside: Vec<_> = defs
@@ -376,36 +304,6 @@ mod tests {
             "{err}"
         );
         assert!(select(&names(&["speed"]), &names(&["speed"])).is_err());
-    }
-
-    #[test]
-    fn the_speed_timeout_is_a_multiple_of_the_threshold_with_a_floor() {
-        let mut config = Config::defaults();
-        let secs = |d: Duration| d.as_secs_f64();
-        assert_eq!(secs(speed_timeout(None, &config, 100.0).unwrap()), 1.0);
-        assert_eq!(secs(speed_timeout(None, &config, 250.0).unwrap()), 2.5);
-        assert_eq!(secs(speed_timeout(None, &config, 5.0).unwrap()), 1.0);
-        assert_eq!(secs(speed_timeout(None, &config, f64::NAN).unwrap()), 1.0);
-        config.verify.statement_timeout = Some(Duration::from_secs(30));
-        assert_eq!(secs(speed_timeout(None, &config, 100.0).unwrap()), 30.0);
-        let flag = Some(Duration::from_millis(1500));
-        assert_eq!(secs(speed_timeout(flag, &config, 100.0).unwrap()), 1.5);
-        let err = speed_timeout(Some(Duration::from_millis(50)), &config, 100.0)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with(
-                "--statement-timeout 50ms must be longer than the speed threshold of 100 ms"
-            ),
-            "{err}"
-        );
-        let err = speed_timeout(None, &config, 30_000.0)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("[verify] statement_timeout 30s must be longer"),
-            "{err}"
-        );
     }
 
     #[test]

@@ -71,21 +71,13 @@ pub fn decide(
         .collect()
 }
 
-/// The index's schema-qualified, quoted name.
-pub fn qualified_name(spec: &IndexSpec) -> String {
-    match &spec.schema {
-        Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&spec.name)),
-        None => quote_ident(&spec.name),
-    }
-}
-
 /// The statement that builds `spec`. A failed concurrent build leaves an
 /// INVALID index behind, which its cleanup drops; a plain one rolls back.
 fn build_step(spec: &IndexSpec, concurrently: bool) -> Step {
     Step {
         sql: spec.create_sql(concurrently),
         cleanup: concurrently.then(|| Cleanup {
-            index: qualified_name(spec),
+            index: spec.qualified_name(),
             drop_sql: spec.drop_sql(true),
             replaces: None,
         }),
@@ -128,15 +120,15 @@ pub fn replace_steps(spec: &IndexSpec, concurrently: bool) -> Vec<Step> {
         Step {
             sql: spec.drop_sql(true),
             cleanup: Some(Cleanup {
-                index: qualified_name(&new),
+                index: new.qualified_name(),
                 drop_sql: new.drop_sql(true),
-                replaces: Some(qualified_name(spec)),
+                replaces: Some(spec.qualified_name()),
             }),
         },
         Step {
             sql: format!(
                 "ALTER INDEX {} RENAME TO {}",
-                qualified_name(&new),
+                new.qualified_name(),
                 quote_ident(&spec.name)
             ),
             cleanup: None,

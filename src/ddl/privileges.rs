@@ -4,13 +4,13 @@
 //! Checked first, so a plan is never promised that the run cannot keep.
 
 use crate::db::PgContext;
-use crate::ident::quote_ident;
+use crate::ident::{quote_ident, quote_qualified};
 use anyhow::{bail, Result};
 use postgres::Client;
 
 /// Err (exit 2) naming what is missing and the GRANT or owner that fixes it.
 pub fn check(client: &mut Client, schema: &str, table: &str, command: &str) -> Result<()> {
-    let qualified = format!("{}.{}", quote_ident(schema), quote_ident(table));
+    let qualified = quote_qualified(Some(schema), table);
     let row = client
         .query_one(
             "SELECT current_user::text, r.rolname::text, \

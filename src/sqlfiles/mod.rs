@@ -7,6 +7,7 @@ pub mod indexes;
 pub mod queries;
 pub mod shape;
 mod split;
+mod tokens;
 
 pub use indexes::{IndexSet, IndexSpec};
 pub use queries::{QuerySpec, QuerySuite};
@@ -18,4 +19,16 @@ use std::path::Path;
 /// Reads a SQL file as UTF-8, naming the file and line of the first bad byte.
 pub fn read_sql_file(path: &Path) -> Result<String> {
     crate::text_file::read_utf8(path, "SQL file")
+}
+
+/// `file` parsed, with its path as the origin; without one, the built-in file.
+fn load_or_builtin<T>(
+    file: Option<&Path>,
+    builtin: fn() -> Result<T>,
+    parse: fn(&str, &str) -> Result<T>,
+) -> Result<T> {
+    match file {
+        Some(path) => parse(&read_sql_file(path)?, &path.display().to_string()),
+        None => builtin(),
+    }
 }

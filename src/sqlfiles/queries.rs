@@ -63,13 +63,7 @@ impl QuerySuite {
     }
 
     pub fn load(file: Option<&Path>) -> Result<QuerySuite> {
-        match file {
-            Some(path) => {
-                let text = super::read_sql_file(path)?;
-                QuerySuite::parse(&text, &path.display().to_string())
-            }
-            None => QuerySuite::builtin(),
-        }
+        super::load_or_builtin(file, QuerySuite::builtin, QuerySuite::parse)
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<QuerySuite> {

@@ -4,6 +4,7 @@
 //! file or of pg_get_indexdef without a database. The expressions stay text:
 //! catalog::shapes has the server deparse both sides the same way.
 
+use super::tokens::fold;
 use anyhow::{bail, Result};
 
 /// One key column or expression of an index.
@@ -187,8 +188,8 @@ fn key_part(element: &str) -> Result<KeyPart> {
 /// ASCII letters lower-cased.
 fn unquote_fold(word: &str) -> String {
     match word.strip_prefix('"').and_then(|w| w.strip_suffix('"')) {
-        Some(inner) => inner.replace("\"\"", "\""),
-        None => word.to_ascii_lowercase(),
+        Some(inner) => fold(inner, true),
+        None => fold(word, false),
     }
 }
 
@@ -223,7 +224,7 @@ fn scan(s: &str, mut f: impl FnMut(usize, char, i32) -> bool) {
 }
 
 /// The inside of the parenthesised group `s` starts with, and what follows it.
-fn group(s: &str) -> Result<(&str, &str)> {
+pub(super) fn group(s: &str) -> Result<(&str, &str)> {
     if !s.starts_with('(') {
         bail!("expected `(` at `{s}`");
     }

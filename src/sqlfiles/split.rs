@@ -96,27 +96,8 @@ pub fn split_statements(text: &str, origin: &str) -> Result<Vec<Statement>> {
             let open_line = line;
             current.push(c);
             i += 1;
-            loop {
-                match chars.get(i) {
-                    Some(ch) if *ch == c => {
-                        current.push(*ch);
-                        i += 1;
-                        if chars.get(i) == Some(&c) {
-                            current.push(c);
-                            i += 1;
-                            continue;
-                        }
-                        break;
-                    }
-                    Some(ch) => {
-                        if *ch == '\n' {
-                            line += 1;
-                        }
-                        current.push(*ch);
-                        i += 1;
-                    }
-                    None => bail!("{origin}:{open_line}: unterminated {c} quote"),
-                }
+            if !copy_quoted(&chars, &mut i, &mut line, &mut current, &[c], true) {
+                bail!("{origin}:{open_line}: unterminated {c} quote");
             }
             continue;
         }
@@ -131,28 +112,13 @@ pub fn split_statements(text: &str, origin: &str) -> Result<Vec<Statement>> {
                 if chars.get(te) == Some(&'$')
                     && !tag_body.starts_with(|ch: char| ch.is_ascii_digit())
                 {
-                    let tag: String = chars[i..=te].iter().collect();
+                    let tag = &chars[i..=te];
                     let open_line = line;
-                    current.push_str(&tag);
+                    current.extend(tag);
                     i = te + 1;
-                    loop {
-                        let rest: String =
-                            chars[i..(i + tag.len()).min(chars.len())].iter().collect();
-                        if rest == tag {
-                            current.push_str(&tag);
-                            i += tag.len();
-                            break;
-                        }
-                        match chars.get(i) {
-                            Some(ch) => {
-                                if *ch == '\n' {
-                                    line += 1;
-                                }
-                                current.push(*ch);
-                                i += 1;
-                            }
-                            None => bail!("{origin}:{open_line}: unterminated {tag} quote"),
-                        }
+                    if !copy_quoted(&chars, &mut i, &mut line, &mut current, tag, false) {
+                        let tag: String = tag.iter().collect();
+                        bail!("{origin}:{open_line}: unterminated {tag} quote");
                     }
                     continue;
                 }
@@ -173,6 +139,38 @@ pub fn split_statements(text: &str, origin: &str) -> Result<Vec<Statement>> {
         });
     }
     Ok(out)
+}
+
+/// Copies a quoted text from `chars[*i]` (just after its opening quote) up to
+/// and including its closing `quote` into `current`, counting the lines it
+/// spans. With `doubled`, a doubled quote is part of the text (`'it''s'`).
+/// False when the text ends first.
+fn copy_quoted(
+    chars: &[char],
+    i: &mut usize,
+    line: &mut usize,
+    current: &mut String,
+    quote: &[char],
+    doubled: bool,
+) -> bool {
+    while *i < chars.len() {
+        if chars[*i..].starts_with(quote) {
+            current.extend(quote);
+            *i += quote.len();
+            if doubled && chars[*i..].starts_with(quote) {
+                current.extend(quote);
+                *i += quote.len();
+                continue;
+            }
+            return true;
+        }
+        if chars[*i] == '\n' {
+            *line += 1;
+        }
+        current.push(chars[*i]);
+        *i += 1;
+    }
+    false
 }
 
 #[cfg(test)]
@@ -209,5 +207,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("f.sql:2: unterminated ' quote"), "{e}");
+    }
+
+    #[test]
+    fn quoted_text_keeps_doubled_quotes_and_counts_its_lines() {
+        let text = "SELECT 'it''s;\n';\nSELECT $tag$ a;\n$x$ $tag$;\nSELECT \"a\"\";b\"";
+        let s = split_statements(text, "f.sql").unwrap();
+        let got: Vec<(&str, usize)> = s.iter().map(|s| (s.sql.as_str(), s.line)).collect();
+        assert_eq!(
+            got,
+            [
+                ("SELECT 'it''s;\n'", 1),
+                ("SELECT $tag$ a;\n$x$ $tag$", 3),
+                ("SELECT \"a\"\";b\"", 5)
+            ]
+        );
+        let e = split_statements("SELECT 1;\n\nSELECT $q$ x;\n", "f.sql")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("f.sql:3: unterminated $q$ quote"), "{e}");
     }
 }

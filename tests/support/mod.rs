@@ -178,7 +178,12 @@ pub fn scratch_dir() -> &'static std::path::Path {
 
 /// The binary with a clean environment, run in an empty directory.
 pub fn bare_cmd() -> assert_cmd::Command {
-    let mut c = assert_cmd::Command::cargo_bin("o2o-db").expect("binary");
+    assert_cmd::Command::from_std(bare_std_cmd())
+}
+
+/// The same as a std Command, for a test that spawns and signals it.
+pub fn bare_std_cmd() -> std::process::Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("o2o-db"));
     c.current_dir(scratch_dir());
     for (k, _) in std::env::vars() {
         if k.starts_with("PG") || k.starts_with("O2O_DB_") || k == "DATABASE_URL" {
@@ -187,6 +192,20 @@ pub fn bare_cmd() -> assert_cmd::Command {
     }
     c.env("HOME", scratch_dir());
     c
+}
+
+/// Runs `cmd` to the end and asserts its exit code, showing its stdout and
+/// stderr when the code is another.
+pub fn run(cmd: &mut assert_cmd::Command, code: i32) -> std::process::Output {
+    let out = cmd.output().expect("run o2o-db");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    out
 }
 
 /// stdout of a finished command as a String.

@@ -6,20 +6,26 @@
 //! reconnecting all happen outside the clock, and rows are counted, not
 //! decoded, so the tool's own overhead stays out of the figures. A failed run
 //! is counted and the run goes on on a fresh connection.
+//!
+//! This file holds what both modes share (the job, the plan, one timed run,
+//! preparing, the progress bar); runner/ holds the two modes.
+
+mod concurrent;
+mod sequential;
+
+pub use concurrent::concurrent;
+pub use sequential::sequential;
 
 use super::stats::Recorder;
-use crate::conninfo::ConnInfo;
 use crate::db::read_only;
 use crate::db::PgContext;
-use crate::db::{self, describe_pg_error, Pool, PooledConnection};
-use crate::params::{as_sql_params, ParamPool, ParamRow};
+use crate::params::{ParamPool, ParamRow};
 use crate::report;
 use crate::seed_data::Rng;
 use crate::stop::Stop;
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use postgres::types::ToSql;
 use postgres::{Client, Statement};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// One query ready to run: its SQL and where its parameters come from.
@@ -35,6 +41,7 @@ pub struct Job {
 }
 
 impl Job {
+    /// The parameters of the next run: the fixed row, or one drawn from the data.
     fn params<'a>(&'a self, rng: &mut Rng) -> &'a ParamRow {
         match &self.fixed {
             Some(row) => row,
@@ -82,8 +89,6 @@ pub struct Measured {
     pub recorder: Recorder,
     pub wall: Duration,
 }
-
-// --------------------------------------------------------------- executing
 
 /// Runs a prepared statement once, in a READ ONLY transaction (see
 /// crate::db::read_only), and returns its latency and how many rows it produced.
@@ -158,305 +163,4 @@ impl Progress {
     fn finish(&self) {
         self.bar.finish_and_clear();
     }
-}
-
-// -------------------------------------------------------------- sequential
-
-/// How many reconnects in a row may fail before the run gives up.
-const MAX_RECONNECTS: u32 = 10;
-
-/// The result of one run.
-enum Run {
-    Done { latency: Duration, rows: u64 },
-    Failed(String),
-}
-
-/// The dedicated connection of a sequential run, with every statement prepared;
-/// replaced by a fresh one after an error.
-struct Session<'a> {
-    conn: &'a ConnInfo,
-    jobs: &'a [Job],
-    scans: Scans,
-    open: Option<(Client, Vec<Statement>)>,
-    failed_reconnects: u32,
-}
-
-impl<'a> Session<'a> {
-    fn open(conn: &'a ConnInfo, jobs: &'a [Job], scans: Scans) -> Result<Session<'a>> {
-        let mut client = db::connect(conn)?;
-        let statements = prepare_all(&mut client, jobs, scans)?;
-        Ok(Session {
-            conn,
-            jobs,
-            scans,
-            open: Some((client, statements)),
-            failed_reconnects: 0,
-        })
-    }
-
-    /// Runs job `i` once. Err only when the server stays unreachable.
-    fn run(&mut self, i: usize, params: &ParamRow) -> Result<Run> {
-        if self.open.is_none() {
-            if let Err(e) = self.reconnect() {
-                self.failed_reconnects += 1;
-                if self.failed_reconnects >= MAX_RECONNECTS {
-                    return Err(e.context(format!(
-                        "lost the connection during query {} and could not reconnect ({MAX_RECONNECTS} attempts)",
-                        self.jobs[i].name
-                    )));
-                }
-                // Back off 100 ms, 200 ms, ... up to 800 ms while the server comes back.
-                std::thread::sleep(Duration::from_millis(
-                    100 << (self.failed_reconnects - 1).min(3),
-                ));
-                return Ok(Run::Failed(format!("{e:#}")));
-            }
-        }
-        let Some((client, statements)) = self.open.as_mut() else {
-            return Ok(Run::Failed("not connected".into()));
-        };
-        let params = as_sql_params(params);
-        Ok(match timed_run(client, &statements[i], &params) {
-            Ok((latency, rows)) => Run::Done { latency, rows },
-            Err(e) => {
-                let job = &self.jobs[i];
-                if let Some(stop) = read_only::refusal(&e, &job.origin, &job.name) {
-                    return Err(stop);
-                }
-                // A killed backend, a cancelled statement: start the next run on a clean session.
-                self.open = None;
-                Run::Failed(describe_pg_error(&e))
-            }
-        })
-    }
-
-    fn reconnect(&mut self) -> Result<()> {
-        let mut client = db::connect(self.conn)?;
-        let statements = prepare_all(&mut client, self.jobs, self.scans)?;
-        self.failed_reconnects = 0;
-        self.open = Some((client, statements));
-        Ok(())
-    }
-}
-
-/// Runs each job in turn on one dedicated connection.
-pub fn sequential(
-    conn: &ConnInfo,
-    jobs: &[Job],
-    settings: &RunSettings,
-    scans: Scans,
-) -> Result<Vec<Measured>> {
-    let mut session = Session::open(conn, jobs, scans)?;
-    let mut measured = Vec::new();
-    for (i, job) in jobs.iter().enumerate() {
-        if settings.stop.requested() {
-            break;
-        }
-        let mut rng = Rng::new(settings.seed);
-        for _ in 0..settings.warmup {
-            if settings.stop.requested() {
-                break;
-            }
-            session.run(i, job.params(&mut rng))?;
-        }
-        let progress = Progress::new(job, settings.plan, scans);
-        let mut recorder = Recorder::new()?;
-        let started = Instant::now();
-        loop {
-            let done = match settings.plan {
-                Plan::Runs(n) => recorder.attempts() >= n,
-                Plan::For(d) => started.elapsed() >= d,
-            };
-            if done || settings.stop.requested() {
-                break;
-            }
-            match session.run(i, job.params(&mut rng))? {
-                Run::Done { latency, rows } => recorder.record(latency, rows),
-                Run::Failed(message) => recorder.error(message),
-            }
-            progress.tick();
-        }
-        let wall = started.elapsed();
-        progress.finish();
-        measured.push(Measured { recorder, wall });
-    }
-    Ok(measured)
-}
-
-// -------------------------------------------------------------- concurrent
-
-/// The statements prepared on one pooled connection, kept with it.
-struct Prepared(Vec<Statement>);
-
-/// Job `i`'s statement on this pooled connection, prepared on first use.
-fn statement(
-    conn: &mut PooledConnection,
-    jobs: &[Job],
-    i: usize,
-    scans: Scans,
-) -> Result<Statement> {
-    if let Some(prepared) = r2d2::PooledConnection::extensions(conn).get::<Prepared>() {
-        return Ok(prepared.0[i].clone());
-    }
-    let statements = prepare_all(conn, jobs, scans)?;
-    let statement = statements[i].clone();
-    r2d2::PooledConnection::extensions_mut(conn).insert(Prepared(statements));
-    Ok(statement)
-}
-
-/// Opens as many pool connections as clients can use at once and prepares
-/// the statements on each, so connecting is not timed as waiting.
-fn prime(pool: &Pool, jobs: &[Job], scans: Scans, clients: u32) -> Result<()> {
-    let mut held = Vec::new();
-    for _ in 0..clients.min(pool.max_size()) {
-        let mut conn = pool.get()?;
-        statement(&mut conn, jobs, 0, scans)?;
-        held.push(conn);
-    }
-    Ok(())
-}
-
-/// Runs each job in turn from `settings.clients` threads sharing the pool.
-pub fn concurrent(
-    pool: &Pool,
-    jobs: &[Job],
-    settings: &RunSettings,
-    scans: Scans,
-) -> Result<Vec<Measured>> {
-    if jobs.is_empty() {
-        return Ok(Vec::new());
-    }
-    prime(pool, jobs, scans, settings.clients)?;
-    let mut measured = Vec::new();
-    for (i, job) in jobs.iter().enumerate() {
-        if settings.stop.requested() {
-            break;
-        }
-        if settings.warmup > 0 {
-            phase(
-                pool,
-                jobs,
-                i,
-                settings,
-                Plan::Runs(u64::from(settings.warmup)),
-                scans,
-                None,
-            )?;
-        }
-        let progress = Progress::new(job, settings.plan, scans);
-        measured.push(phase(
-            pool,
-            jobs,
-            i,
-            settings,
-            settings.plan,
-            scans,
-            Some(&progress),
-        )?);
-        progress.finish();
-    }
-    Ok(measured)
-}
-
-/// One query's runs from all clients; their recorders merged.
-fn phase(
-    pool: &Pool,
-    jobs: &[Job],
-    i: usize,
-    settings: &RunSettings,
-    plan: Plan,
-    scans: Scans,
-    progress: Option<&Progress>,
-) -> Result<Measured> {
-    let claimed = AtomicU64::new(0);
-    let started = Instant::now();
-    let results: Vec<Result<Recorder>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..settings.clients)
-            .map(|c| {
-                let claimed = &claimed;
-                let seed = settings.seed.wrapping_add(u64::from(c));
-                scope.spawn(move || {
-                    let next = || {
-                        !settings.stop.requested()
-                            && match plan {
-                                Plan::Runs(n) => claimed.fetch_add(1, Ordering::Relaxed) < n,
-                                Plan::For(d) => started.elapsed() < d,
-                            }
-                    };
-                    client_loop(pool, jobs, i, scans, seed, next, progress)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow!("a benchmark client thread panicked")))
-            })
-            .collect()
-    });
-    let wall = started.elapsed();
-    let mut recorder = Recorder::new()?;
-    for r in results {
-        recorder.merge(&r?);
-    }
-    Ok(Measured { recorder, wall })
-}
-
-/// One client: check out, run, give back, while `next` grants another run.
-fn client_loop(
-    pool: &Pool,
-    jobs: &[Job],
-    i: usize,
-    scans: Scans,
-    seed: u64,
-    next: impl Fn() -> bool,
-    progress: Option<&Progress>,
-) -> Result<Recorder> {
-    let job = &jobs[i];
-    let mut rng = Rng::new(seed);
-    let mut recorder = Recorder::new()?;
-    while next() {
-        let params = job.params(&mut rng);
-        let asked = Instant::now();
-        let checkout = pool.get();
-        let waited = asked.elapsed();
-        match checkout {
-            Err(e) => recorder.error(format!("{e:#}")),
-            Ok(mut conn) => {
-                recorder.waited(waited);
-                match statement(&mut conn, jobs, i, scans) {
-                    Err(e) => {
-                        recorder.error(format!("{e:#}"));
-                        discard_if_broken(&mut conn);
-                    }
-                    Ok(statement) => {
-                        let params = as_sql_params(params);
-                        match timed_run(&mut conn, &statement, &params) {
-                            Ok((latency, rows)) => recorder.record(latency, rows),
-                            Err(e) => {
-                                if let Some(stop) = read_only::refusal(&e, &job.origin, &job.name) {
-                                    return Err(stop);
-                                }
-                                recorder.error(describe_pg_error(&e));
-                                discard_if_broken(&mut conn);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(p) = progress {
-            p.tick();
-        }
-    }
-    Ok(recorder)
-}
-
-/// After an error: forget the connection's statements, and let a dead
-/// connection find out it is dead, so the pool drops it instead of handing it
-/// out again (r2d2 discards connections whose client is closed).
-fn discard_if_broken(conn: &mut PooledConnection) {
-    r2d2::PooledConnection::extensions_mut(conn).remove::<Prepared>();
-    let _ = conn.is_valid(Duration::from_secs(2));
 }

@@ -6,7 +6,7 @@ use super::VerifyArgs;
 use crate::catalog::indexes::resolve_table;
 use crate::config::Config;
 use crate::db::{self, PgContext};
-use crate::ident::quote_ident;
+use crate::ident::quote_qualified;
 use crate::params::{ParamPool, ParamRow};
 use crate::seed_data::Rng;
 use crate::sqlfiles::{IndexSet, QuerySpec, QuerySuite};
@@ -15,17 +15,49 @@ use postgres::Client;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// Checks that read the managed index set (its table is the one they look at).
-const USE_INDEX_SET: [&str; 6] = [
-    "schema",
-    "indexes",
-    "planner",
-    "speed",
-    "statistics",
-    "redundancy",
-];
-/// Checks that run the query suite.
-const USE_SUITE: [&str; 2] = ["planner", "speed"];
+/// What a check needs loaded or open before any check runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// The shared connection.
+    pub server: bool,
+    /// The managed index set (its table is the one the check looks at).
+    pub index_set: bool,
+    /// The query suite.
+    pub suite: bool,
+}
+
+impl Needs {
+    /// The config alone.
+    pub const CONFIG: Needs = Needs {
+        server: false,
+        index_set: false,
+        suite: false,
+    };
+    /// The server.
+    pub const SERVER: Needs = Needs {
+        server: true,
+        ..Needs::CONFIG
+    };
+    /// The server and the managed table.
+    pub const TABLE: Needs = Needs {
+        index_set: true,
+        ..Needs::SERVER
+    };
+    /// The server, the managed table and the suite's queries.
+    pub const SUITE: Needs = Needs {
+        suite: true,
+        ..Needs::TABLE
+    };
+
+    /// What two checks need together.
+    pub fn and(self, other: Needs) -> Needs {
+        Needs {
+            server: self.server || other.server,
+            index_set: self.index_set || other.index_set,
+            suite: self.suite || other.suite,
+        }
+    }
+}
 
 /// How long one of verify's catalog reads may wait for a lock on the table
 /// before the check fails naming the holder.
@@ -41,7 +73,7 @@ pub struct Table {
 impl Table {
     /// `"schema"."name"`, for SQL text and for to_regclass.
     pub fn qualified(&self) -> String {
-        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+        quote_qualified(Some(&self.schema), &self.name)
     }
 }
 
@@ -63,24 +95,20 @@ pub struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     /// Loads the files the selected checks need and connects when one needs the
     /// server. Either failing means verify cannot run: Err, exit 2.
-    pub fn open(
-        config: &'a Config,
-        args: &VerifyArgs,
-        selected: &[&str],
-        needs_server: bool,
-    ) -> Result<Ctx<'a>> {
-        let wants = |names: &[&str]| selected.iter().any(|s| names.contains(s));
-        let index_set = wants(&USE_INDEX_SET)
+    pub fn open(config: &'a Config, args: &VerifyArgs, needs: Needs) -> Result<Ctx<'a>> {
+        let index_set = needs
+            .index_set
             .then(|| IndexSet::load(args.indexes.as_deref().or(config.indexes.file.as_deref())))
             .transpose()?;
-        let suite = wants(&USE_SUITE)
+        let suite = needs
+            .suite
             .then(|| QuerySuite::load(args.queries.as_deref().or(config.benchmark.file.as_deref())))
             .transpose()?;
         let max_ms = args.max_ms.unwrap_or(config.alert.query_ms);
         let statement_timeout =
             super::speed_timeout(args.statement_timeout.map(|d| d.0), config, max_ms)?;
         let started = Instant::now();
-        let client = if needs_server {
+        let client = if needs.server {
             let mut client = db::connect(&config.conn)?;
             // A deploy gate must not hang behind a migration's ACCESS EXCLUSIVE lock.
             client

@@ -8,6 +8,40 @@ use serde::Serialize;
 use std::io::Write;
 use std::time::Duration;
 
+/// What one check found, before the runner names it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub status: Status,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
+impl Verdict {
+    pub fn pass(detail: impl Into<String>) -> Verdict {
+        Verdict {
+            status: Status::Pass,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    pub fn warn(detail: impl Into<String>, fix: impl Into<String>) -> Verdict {
+        Verdict {
+            status: Status::Warn,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    pub fn fail(detail: impl Into<String>, fix: impl Into<String>) -> Verdict {
+        Verdict {
+            status: Status::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
