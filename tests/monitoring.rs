@@ -289,3 +289,196 @@ fn create_indexes_metrics_count_what_the_run_did() {
         11.0
     );
 }
+
+#[test]
+fn verify_metrics_show_an_invalid_index_and_nagios_follows_the_checks() {
+    let db = TestDb::seeded("mon_verify", 2000);
+    support::run(db.cmd().args(["create-indexes"]), 0);
+    let config = config_file(&format!(
+        "[alert]\nquery_ms = {:.1}\n",
+        support::GENEROUS_MS
+    ));
+    let verify = |args: &[&str]| {
+        db.cmd()
+            .arg("--config")
+            .arg(config.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let checks = ["verify", "--only", "indexes,statistics,sessions"];
+    let out = verify(&[&["--format", "nagios"][..], &checks].concat());
+    let line = support::stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{line}");
+    assert!(
+        line.starts_with("O2O_DB VERIFY OK - 3 passed, 0 warned, 0 failed | checks=3"),
+        "{line}"
+    );
+
+    // A failed concurrent rebuild leaves idx_orders_scene INVALID.
+    db.client()
+        .batch_execute(
+            "DROP INDEX idx_orders_scene; \
+             UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'idx_orders_channel'::regclass",
+        )
+        .unwrap();
+    let out = verify(&[&["--format", "prometheus"][..], &checks].concat());
+    assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+    let m = scrape(&out);
+    assert_eq!(
+        value(&m, "o2o_db_verify_check_status", &[("check", "indexes")]),
+        2.0
+    );
+    assert_eq!(
+        value(&m, "o2o_db_verify_check_status", &[("check", "statistics")]),
+        0.0
+    );
+    assert_eq!(
+        value(&m, "o2o_db_index_valid", &[("index", "idx_orders_channel")]),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "o2o_db_index_exists",
+            &[("index", "idx_orders_channel")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&m, "o2o_db_index_exists", &[("index", "idx_orders_scene")]),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "o2o_db_index_valid",
+            &[("index", "idx_orders_store_date")]
+        ),
+        1.0
+    );
+    assert!(
+        value(
+            &m,
+            "o2o_db_index_size_bytes",
+            &[("index", "idx_orders_store_date")]
+        ) > 0.0
+    );
+    assert!(
+        value(
+            &m,
+            "o2o_db_table_last_analyze_age_seconds",
+            &[("table", "public.orders")]
+        ) >= 0.0
+    );
+    let out = verify(&[&["--format", "nagios"][..], &checks].concat());
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "CRITICAL: {}",
+        support::stdout(&out)
+    );
+    assert!(support::stdout(&out)
+        .starts_with("O2O_DB VERIFY CRITICAL - 2 passed, 0 warned, 1 failed (indexes FAIL)"));
+    db.client()
+        .batch_execute("UPDATE pg_index SET indisvalid = true WHERE indexrelid = 'idx_orders_channel'::regclass")
+        .unwrap();
+    // A warning alone (a hand-made copy serving the managed name) is WARNING.
+    db.client()
+        .batch_execute("CREATE INDEX scene_by_hand ON orders (scene)")
+        .unwrap();
+    let out = verify(&[&["--format", "nagios"][..], &checks].concat());
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "WARNING: {}",
+        support::stdout(&out)
+    );
+    assert!(support::stdout(&out).starts_with("O2O_DB VERIFY WARNING - "));
+}
+
+#[test]
+fn benchmark_metrics_are_a_latency_summary_per_query() {
+    let db = TestDb::seeded("mon_bench", 2000);
+    let out = db
+        .cmd()
+        .args([
+            "--format",
+            "prometheus",
+            "benchmark",
+            "--iterations",
+            "5",
+            "--max-p95-ms",
+        ])
+        .arg(format!("{}", support::GENEROUS_MS))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let text = support::stdout(&out);
+    promtool_accepts(&text);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let store_date = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "o2o_db_benchmark_query_duration_seconds"
+                && s.labels.get("query") == Some("store_date")
+        })
+        .expect("a summary for store_date");
+    let prometheus_parse::Value::Summary(quantiles) = &store_date.value else {
+        panic!("not a summary: {:?}", store_date.value)
+    };
+    let q: Vec<f64> = quantiles.iter().map(|c| c.count).collect();
+    assert_eq!(quantiles.len(), 3);
+    assert!(
+        q[0] > 0.0 && q[0] <= q[1] && q[1] <= q[2],
+        "p50 <= p95 <= p99 in seconds: {q:?}"
+    );
+    assert!(q[2] < 60.0, "seconds, not milliseconds: {q:?}");
+    let m = samples(&text);
+    assert_eq!(
+        value(
+            &m,
+            "o2o_db_benchmark_query_duration_seconds_count",
+            &[("query", "store_date")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "o2o_db_benchmark_query_errors",
+            &[("query", "store_date")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "o2o_db_benchmark_query_measured",
+            &[("query", "store_date")]
+        ),
+        1.0
+    );
+    let out = db
+        .cmd()
+        .args([
+            "--format",
+            "nagios",
+            "benchmark",
+            "--iterations",
+            "3",
+            "--max-p95-ms",
+            "0.000001",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "every query over the limit: {}",
+        support::stdout(&out)
+    );
+    assert!(support::stdout(&out)
+        .starts_with("O2O_DB BENCHMARK CRITICAL - 9 queries: 9 over the p95 limit"));
+}

@@ -8,6 +8,7 @@
 
 mod baseline;
 mod history;
+mod monitoring;
 mod render;
 mod report;
 mod runner;

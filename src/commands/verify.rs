@@ -7,6 +7,7 @@
 //! themselves live in src/commands/verify/, one file per group.
 mod context;
 mod indexes;
+mod monitoring;
 mod plans;
 mod pool;
 mod redundancy;
@@ -201,22 +202,28 @@ pub fn run(config: &Config, args: &VerifyArgs) -> Result<VerifyReport> {
         .collect();
     let needs = defs.iter().fold(Needs::CONFIG, |all, d| all.and(d.needs));
     let mut ctx = Ctx::open(config, args, needs)?;
-    let mut verdicts: Vec<Option<Verdict>> = vec![None; defs.len()];
+    let mut verdicts: Vec<Option<(Verdict, f64)>> = vec![None; defs.len()];
     std::thread::scope(|scope| -> Result<()> {
         let beside: Vec<_> = defs
             .iter()
             .enumerate()
             .filter_map(|(i, d)| match d.run {
-                Runner::Beside(check) => Some((i, scope.spawn(move || check(config)))),
+                Runner::Beside(check) => Some((
+                    i,
+                    scope.spawn(move || {
+                        let started = Instant::now();
+                        (check(config), started.elapsed().as_secs_f64())
+                    }),
+                )),
                 _ => None,
             })
             .collect();
         run_shared(&defs, Runner::early, &mut ctx, &mut verdicts)?;
         for (i, handle) in beside {
-            let result = handle
+            let (result, took) = handle
                 .join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("the check stopped unexpectedly")));
-            verdicts[i] = Some(result.unwrap_or_else(|e| could_not(defs[i].name, e)));
+                .unwrap_or_else(|_| (Err(anyhow::anyhow!("the check stopped unexpectedly")), 0.0));
+            verdicts[i] = Some((result.unwrap_or_else(|e| could_not(defs[i].name, e)), took));
         }
         run_shared(&defs, Runner::last, &mut ctx, &mut verdicts)
     })?;
@@ -224,15 +231,25 @@ pub fn run(config: &Config, args: &VerifyArgs) -> Result<VerifyReport> {
         .iter()
         .zip(verdicts)
         .filter_map(|(d, v)| {
-            v.map(|v| Check {
+            v.map(|(v, took)| Check {
                 name: d.name.to_string(),
                 status: v.status,
                 detail: v.detail,
                 fix: v.fix,
+                duration_seconds: took,
             })
         })
         .collect();
-    Ok(VerifyReport::new(checks, args.strict, started.elapsed()))
+    // The per-index figures come after the checks and never change a verdict.
+    let (indexes, analyze_age_seconds) = indexes::figures(&mut ctx).unwrap_or_default();
+    let mut report = VerifyReport::new(checks, args.strict, started.elapsed());
+    report.database = config.conn.dbname.clone().unwrap_or_default();
+    report.table = ctx
+        .resolved_table()
+        .map(|t| format!("{}.{}", t.schema, t.name));
+    report.indexes = indexes;
+    report.analyze_age_seconds = analyze_age_seconds;
+    Ok(report)
 }
 
 /// Runs the shared-connection checks `pick` selects, in report order. A suite
@@ -241,15 +258,17 @@ fn run_shared(
     defs: &[&Def],
     pick: fn(Runner) -> Option<SharedCheck>,
     ctx: &mut Ctx,
-    verdicts: &mut [Option<Verdict>],
+    verdicts: &mut [Option<(Verdict, f64)>],
 ) -> Result<()> {
     for (i, d) in defs.iter().enumerate() {
         if let Some(check) = pick(d.run) {
-            verdicts[i] = Some(match check(ctx) {
+            let started = Instant::now();
+            let verdict = match check(ctx) {
                 Ok(verdict) => verdict,
                 Err(e) if read_only::is_writing_query(&e) => return Err(e),
                 Err(e) => could_not(d.name, ctx.name_lock_holders(e)),
-            });
+            };
+            verdicts[i] = Some((verdict, started.elapsed().as_secs_f64()));
         }
     }
     Ok(())

@@ -132,10 +132,20 @@ impl Report for BenchmarkReport {
         crate::report::Format::Table,
         crate::report::Format::Json,
         crate::report::Format::Csv,
+        crate::report::Format::Prometheus,
+        crate::report::Format::Nagios,
     ];
 
     fn render_table(&self, w: &mut dyn std::io::Write) -> Result<()> {
         super::render::table(self, w)
+    }
+
+    fn render_prometheus(&self, w: &mut dyn std::io::Write) -> Result<()> {
+        super::monitoring::prometheus(self, w)
+    }
+
+    fn nagios(&self) -> Option<crate::report::NagiosCheck> {
+        Some(super::monitoring::nagios(self))
     }
 
     fn render_csv(&self, w: &mut dyn std::io::Write) -> Result<()> {

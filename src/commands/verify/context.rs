@@ -90,6 +90,8 @@ pub struct Ctx<'a> {
     suite: Option<QuerySuite>,
     table: Option<Table>,
     params: HashMap<String, ParamPool>,
+    /// What the indexes check read from the server, for the per-index figures.
+    pub live_indexes: Option<Vec<crate::catalog::indexes::LiveIndex>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -128,6 +130,7 @@ impl<'a> Ctx<'a> {
             suite,
             table: None,
             params: HashMap::new(),
+            live_indexes: None,
         })
     }
 
@@ -158,6 +161,11 @@ impl<'a> Ctx<'a> {
             return err;
         };
         crate::catalog::activity::name_lock_holders(client, &table.qualified(), err)
+    }
+
+    /// The managed table, when a check has resolved it.
+    pub fn resolved_table(&self) -> Option<&Table> {
+        self.table.as_ref()
     }
 
     /// Where the suite came from (a path, or the built-in file), for messages.

@@ -4,9 +4,11 @@
 //! exact SQL that repairs it when not.
 
 use super::context::Ctx;
+use super::report::IndexFigures;
 use super::Verdict;
 use crate::catalog::indexes::{inspect, unmanaged_invalid, LiveIndex, State};
 use crate::catalog::shapes;
+use crate::db::PgContext;
 use crate::ddl::plan::replace_sql;
 use crate::ident::quote_ident;
 use crate::sqlfiles::IndexSpec;
@@ -76,6 +78,7 @@ pub fn indexes(ctx: &mut Ctx) -> Result<Verdict> {
     let set = ctx.index_set()?.clone();
     let table = ctx.table()?;
     let live = inspect(ctx.client()?, &set)?;
+    ctx.live_indexes = Some(live.clone());
     let strays = unmanaged_invalid(ctx.client()?, &set)?;
     let mut problems = Vec::new();
     let mut notes = Vec::new();
@@ -181,4 +184,47 @@ fn diagnose(index: &LiveIndex, spec: &IndexSpec) -> Option<(String, Vec<String>)
                 .collect(),
         )),
     }
+}
+
+/// Per managed index what the indexes check saw, with its scans, and the
+/// table's last ANALYZE age: the figures `--format prometheus` exports.
+/// Empty when the indexes check did not run.
+pub fn figures(ctx: &mut Ctx) -> Result<(Vec<IndexFigures>, Option<f64>)> {
+    let (Some(live), Some(table)) = (ctx.live_indexes.clone(), ctx.resolved_table().cloned())
+    else {
+        return Ok((Vec::new(), None));
+    };
+    let qualified = table.qualified();
+    let client = ctx.client()?;
+    let scans: std::collections::HashMap<String, i64> = client
+        .query(
+            "SELECT indexrelname::text, idx_scan FROM pg_stat_user_indexes WHERE relid = to_regclass($1)",
+            &[&qualified],
+        )
+        .pg_context("reading the indexes' scan counters")?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let age: Option<f64> = client
+        .query_opt(
+            "SELECT extract(epoch FROM now() - greatest(last_analyze, last_autoanalyze))::float8 \
+             FROM pg_stat_user_tables WHERE relid = to_regclass($1)",
+            &[&qualified],
+        )
+        .pg_context("reading when the table was analyzed")?
+        .and_then(|r| r.get(0));
+    let shown = format!("{}.{}", table.schema, table.name);
+    let indexes = live
+        .iter()
+        .map(|l| IndexFigures {
+            name: l.name.clone(),
+            table: shown.clone(),
+            exists: l.state != State::Missing,
+            valid: l.valid && l.ready,
+            matches: l.state == State::Matches,
+            size_bytes: l.size_bytes,
+            scans: scans.get(&l.name).copied(),
+        })
+        .collect();
+    Ok((indexes, age))
 }

@@ -48,17 +48,18 @@ pub fn prometheus(r: &VerifyReport, w: &mut dyn Write) -> Result<()> {
         "How long the whole verify run took.",
         vec![(base.clone(), r.elapsed.as_secs_f64())],
     );
-    let per_index = |f: &dyn Fn(&super::report::IndexFigures) -> Option<f64>| -> Vec<(Labels, f64)> {
-        r.indexes
-            .iter()
-            .filter_map(|i| {
-                let mut labels = base.clone();
-                labels.push(("table", i.table.clone()));
-                labels.push(("index", i.name.clone()));
-                f(i).map(|v| (labels, v))
-            })
-            .collect()
-    };
+    let per_index =
+        |f: &dyn Fn(&super::report::IndexFigures) -> Option<f64>| -> Vec<(Labels, f64)> {
+            r.indexes
+                .iter()
+                .filter_map(|i| {
+                    let mut labels = base.clone();
+                    labels.push(("table", i.table.clone()));
+                    labels.push(("index", i.name.clone()));
+                    f(i).map(|v| (labels, v))
+                })
+                .collect()
+        };
     e.family(
         "o2o_db_index_exists",
         Kind::Gauge,
@@ -112,7 +113,10 @@ pub fn nagios(r: &VerifyReport) -> NagiosCheck {
     } else {
         NagiosState::Ok
     };
-    let mut summary = format!("{} passed, {} warned, {} failed", s.passed, s.warned, s.failed);
+    let mut summary = format!(
+        "{} passed, {} warned, {} failed",
+        s.passed, s.warned, s.failed
+    );
     let named: Vec<String> = r
         .checks
         .iter()

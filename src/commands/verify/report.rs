@@ -52,7 +52,7 @@ pub enum Status {
 }
 
 impl Status {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Status::Pass => "PASS",
             Status::Warn => "WARN",
@@ -69,6 +69,24 @@ pub struct Check {
     pub detail: String,
     /// What to run or change; null when there is nothing to fix.
     pub fix: Option<String>,
+    /// How long the check took.
+    pub duration_seconds: f64,
+}
+
+/// One managed index as verify saw it (when the indexes check ran).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IndexFigures {
+    pub name: String,
+    /// schema.table.
+    pub table: String,
+    pub exists: bool,
+    /// Valid and ready.
+    pub valid: bool,
+    /// Defined as its file says.
+    pub matches: bool,
+    pub size_bytes: i64,
+    /// pg_stat_user_indexes.idx_scan, since the statistics were reset.
+    pub scans: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -82,6 +100,14 @@ pub struct Summary {
 pub struct VerifyReport {
     pub checks: Vec<Check>,
     pub summary: Summary,
+    /// The database verified.
+    pub database: String,
+    /// The managed table (schema.table), when a check resolved it.
+    pub table: Option<String>,
+    /// Per managed index, when the indexes check ran.
+    pub indexes: Vec<IndexFigures>,
+    /// Seconds since the managed table was last analyzed (null: never, or not read).
+    pub analyze_age_seconds: Option<f64>,
     /// --strict: warnings make the run fail.
     #[serde(skip)]
     pub strict: bool,
@@ -101,6 +127,10 @@ impl VerifyReport {
         VerifyReport {
             checks,
             summary,
+            database: String::new(),
+            table: None,
+            indexes: Vec::new(),
+            analyze_age_seconds: None,
             strict,
             elapsed,
         }
@@ -113,6 +143,21 @@ impl VerifyReport {
 }
 
 impl Report for VerifyReport {
+    const FORMATS: &'static [report::Format] = &[
+        report::Format::Table,
+        report::Format::Json,
+        report::Format::Prometheus,
+        report::Format::Nagios,
+    ];
+
+    fn render_prometheus(&self, w: &mut dyn Write) -> Result<()> {
+        super::monitoring::prometheus(self, w)
+    }
+
+    fn nagios(&self) -> Option<report::NagiosCheck> {
+        Some(super::monitoring::nagios(self))
+    }
+
     fn render_table(&self, w: &mut dyn Write) -> Result<()> {
         let mut t = report::table();
         t.set_header(["check", "status", "detail"]);
@@ -168,15 +213,11 @@ mod tests {
 
     #[test]
     fn strict_turns_warnings_into_findings() {
-        let mut r = VerifyReport {
-            checks: vec![],
-            summary: Summary {
-                passed: 3,
-                warned: 1,
-                failed: 0,
-            },
-            strict: false,
-            elapsed: Duration::ZERO,
+        let mut r = VerifyReport::new(vec![], false, Duration::ZERO);
+        r.summary = Summary {
+            passed: 3,
+            warned: 1,
+            failed: 0,
         };
         assert_eq!(r.outcome(), Outcome::Clean);
         r.strict = true;

@@ -2,7 +2,7 @@
 //! with the README tour's checks: a healthy deploy, failures under --strict,
 //! one check alone and no check at all.
 
-use super::{Check, Status, VerifyReport};
+use super::{Check, IndexFigures, Status, VerifyReport};
 use crate::report::snapshot::assert_formats;
 use crate::report::{Outcome, Report};
 use std::time::Duration;
@@ -13,6 +13,7 @@ fn check(name: &str, status: Status, detail: &str, fix: Option<&str>) -> Check {
         status,
         detail: detail.into(),
         fix: fix.map(str::to_string),
+        duration_seconds: 0.012,
     }
 }
 
@@ -44,7 +45,31 @@ fn tour() -> Vec<Check> {
 
 #[test]
 fn the_tour_verify() {
-    let r = VerifyReport::new(tour(), false, Duration::from_millis(590));
+    let mut r = VerifyReport::new(tour(), false, Duration::from_millis(590));
+    r.database = "o2o_dashboard".into();
+    r.table = Some("public.orders".into());
+    r.analyze_age_seconds = Some(12.5);
+    let index = |name: &str, exists, valid, matches, size_bytes, scans| IndexFigures {
+        name: name.into(),
+        table: "public.orders".into(),
+        exists,
+        valid,
+        matches,
+        size_bytes,
+        scans,
+    };
+    r.indexes = vec![
+        index(
+            "idx_orders_store_date",
+            true,
+            true,
+            true,
+            720_896,
+            Some(412),
+        ),
+        index("idx_orders_scene", true, false, false, 679_936, Some(0)),
+        index("idx_orders_channel", false, false, false, 0, None),
+    ];
     assert_eq!((r.summary.passed, r.summary.warned), (10, 1));
     assert_eq!(r.outcome(), Outcome::Clean);
     assert_formats!("tour", r);
