@@ -76,7 +76,9 @@ fn run_while_killing(db: &TestDb, clients: u32) -> BenchmarkReport {
     // The server's FATAL, or the closed socket when the kill came between runs.
     let error = q.last_error.as_deref().unwrap_or("");
     assert!(
-        error.contains("terminating connection") || error.contains("closed"),
+        error.contains("terminating connection")
+            || error.contains("closed")
+            || error.contains("Connection reset"),
         "{q:?}"
     );
     assert_eq!(report.outcome(), Outcome::Findings);

@@ -41,7 +41,17 @@ fn cli_prints_the_json_shape_and_gates_on_exit_codes() {
     for c in checks {
         let mut keys: Vec<&str> = c.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["detail", "fix", "name", "status"], "{c}");
+        assert_eq!(
+            keys,
+            ["detail", "duration_seconds", "fix", "name", "status"],
+            "{c}"
+        );
+        assert!(
+            c["duration_seconds"]
+                .as_f64()
+                .is_some_and(|d| d >= 0.0 && d < 600.0),
+            "{c}"
+        );
         assert!(["pass", "warn", "fail"].contains(&c["status"].as_str().unwrap()));
     }
     assert_eq!(checks[0]["name"], "config");
