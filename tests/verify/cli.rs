@@ -49,7 +49,7 @@ fn cli_prints_the_json_shape_and_gates_on_exit_codes() {
         assert!(
             c["duration_seconds"]
                 .as_f64()
-                .is_some_and(|d| d >= 0.0 && d < 600.0),
+                .is_some_and(|d| (0.0..600.0).contains(&d)),
             "{c}"
         );
         assert!(["pass", "warn", "fail"].contains(&c["status"].as_str().unwrap()));
