@@ -482,3 +482,53 @@ fn benchmark_metrics_are_a_latency_summary_per_query() {
     assert!(support::stdout(&out)
         .starts_with("O2O_DB BENCHMARK CRITICAL - 9 queries: 9 over the p95 limit"));
 }
+
+/// Through a real pgbouncer in transaction mode with one server connection:
+/// a client queued behind a held transaction shows as waiting, with its wait.
+#[test]
+fn pool_status_reads_pgbouncer_pools_and_exports_their_waiting_clients() {
+    let db = TestDb::seeded("mon_bouncer", 500);
+    let bouncer = support::pgbouncer::Bouncer::start(&db.name, "transaction", 1);
+    let through =
+        |url: &str| o2o_db::db::connect(&o2o_db::conninfo::ConnInfo::parse(url).unwrap()).unwrap();
+    let mut holder = through(&bouncer.url(&db.name));
+    holder.batch_execute("BEGIN; SELECT 1").unwrap();
+    let mut waiter = through(&bouncer.url(&db.name));
+    let queued = std::thread::spawn(move || waiter.batch_execute("SELECT 1").map(|_| ()));
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let admin = bouncer.url("pgbouncer");
+    let out = db
+        .cmd()
+        .args([
+            "--format",
+            "prometheus",
+            "pool-status",
+            "--pgbouncer",
+            &admin,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(1)),
+        "{}",
+        support::stderr(&out)
+    );
+    let m = scrape(&out);
+    let pool = [("database", db.name.as_str()), ("user", "postgres")];
+    assert_eq!(value(&m, "o2o_db_pgbouncer_clients_waiting", &pool), 1.0);
+    assert_eq!(value(&m, "o2o_db_pgbouncer_clients_active", &pool), 1.0);
+    let waited = value(&m, "o2o_db_pgbouncer_max_wait_seconds", &pool);
+    assert!(
+        (1.0..60.0).contains(&waited),
+        "it waited about 1.2 s: {waited}"
+    );
+    let table = support::stdout(
+        &db.cmd()
+            .args(["pool-status", "--pgbouncer", &admin])
+            .output()
+            .unwrap(),
+    );
+    assert!(table.contains("pgbouncer pools (SHOW POOLS):"), "{table}");
+    holder.batch_execute("COMMIT").unwrap();
+    queued.join().unwrap().unwrap();
+}

@@ -37,6 +37,13 @@ pub struct PoolStatusArgs {
     #[arg(long, value_name = "NAME")]
     pub app: Option<String>,
 
+    /// Also read this pgbouncer's admin console (SHOW POOLS): clients waiting
+    /// for a server connection and the longest wait, per pool
+    ///
+    /// Example: --pgbouncer postgres://pgbouncer@127.0.0.1:6432/pgbouncer
+    #[arg(long, value_name = "URL")]
+    pub pgbouncer: Option<String>,
+
     /// Alert (and exit 1) when that usage is above this percentage
     /// [default: [alert] pool_usage_percent, 80]
     #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
@@ -105,6 +112,8 @@ pub struct PoolStatusReport {
     /// The application's usage is above alert_percent.
     pub alert: bool,
     pub load: Option<LoadReport>,
+    /// With --pgbouncer: its pools (null without).
+    pub pgbouncer: Option<Vec<crate::db::pgbouncer::BouncerPool>>,
 }
 
 impl Report for PoolStatusReport {
@@ -212,6 +221,14 @@ fn snapshot(
         exclude_own_connection: true,
     };
     let status = pool_status_with(probe, &options)?;
+    let pgbouncer = match &args.pgbouncer {
+        Some(url) => {
+            let conn = crate::conninfo::ConnInfo::parse(url)
+                .map_err(|e| anyhow::anyhow!("--pgbouncer: {e:#}"))?;
+            Some(crate::db::pgbouncer::pools(&conn)?)
+        }
+        None => None,
+    };
     let (load, pool) = match loaded {
         Some((load, figures)) => (Some(load), figures),
         None => (None, status.pool),
@@ -241,5 +258,6 @@ fn snapshot(
         server: status.server,
         alert,
         load,
+        pgbouncer,
     })
 }

@@ -6,6 +6,7 @@
 
 pub mod connect;
 pub mod error;
+pub mod pgbouncer;
 pub mod pool;
 pub mod read_only;
 pub mod session;

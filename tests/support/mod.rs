@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod pgbouncer;
+
 use o2o_db::commands::seed::{self, SeedArgs};
 use o2o_db::config::{Config, HumanDuration, PoolSettings};
 use o2o_db::conninfo::ConnInfo;

@@ -137,6 +137,58 @@ pub fn prometheus(r: &PoolStatusReport, w: &mut dyn Write) -> Result<()> {
         "How long the oldest of them has been idle in transaction (0: none).",
         one(oldest),
     );
+    if let Some(pools) = &r.pgbouncer {
+        let each = |f: fn(&crate::db::pgbouncer::BouncerPool) -> f64| -> Vec<(Labels, f64)> {
+            pools
+                .iter()
+                .map(|p| {
+                    let labels: Labels = vec![
+                        ("database", p.database.clone()),
+                        ("user", p.user.clone()),
+                        ("pool_mode", p.pool_mode.clone()),
+                    ];
+                    (labels, f(p))
+                })
+                .collect()
+        };
+        e.family(
+            "o2o_db_pgbouncer_clients_waiting",
+            Kind::Gauge,
+            "Clients of the pgbouncer pool waiting for a server connection.",
+            each(|p| p.clients_waiting as f64),
+        );
+        e.family(
+            "o2o_db_pgbouncer_clients_active",
+            Kind::Gauge,
+            "Clients of the pgbouncer pool linked to a server connection.",
+            each(|p| p.clients_active as f64),
+        );
+        e.family(
+            "o2o_db_pgbouncer_max_wait_seconds",
+            Kind::Gauge,
+            "How long the pool's oldest waiting client has waited.",
+            each(|p| p.max_wait_seconds),
+        );
+        e.family(
+            "o2o_db_pgbouncer_servers",
+            Kind::Gauge,
+            "The pool's server connections in use (active) and idle.",
+            pools
+                .iter()
+                .flat_map(|p| {
+                    [("active", p.servers_active), ("idle", p.servers_idle)].map(|(state, n)| {
+                        let labels: Labels = vec![
+                            ("database", p.database.clone()),
+                            ("user", p.user.clone()),
+                            ("pool_mode", p.pool_mode.clone()),
+                            ("state", state.to_string()),
+                        ];
+                        (labels, n as f64)
+                    })
+                })
+                .collect(),
+        );
+    }
     w.write_all(e.into_string().as_bytes())?;
     Ok(())
 }

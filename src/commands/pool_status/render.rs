@@ -23,8 +23,42 @@ pub fn table(r: &PoolStatusReport, w: &mut dyn Write) -> Result<()> {
     server(r, w)?;
     writeln!(w)?;
     leaks(r, w)?;
+    if let Some(pools) = &r.pgbouncer {
+        writeln!(w)?;
+        bouncer(pools, w)?;
+    }
     writeln!(w)?;
     app(r, w)?;
+    Ok(())
+}
+
+fn bouncer(pools: &[crate::db::pgbouncer::BouncerPool], w: &mut dyn Write) -> Result<()> {
+    writeln!(w, "pgbouncer pools (SHOW POOLS):")?;
+    let mut t = report::table();
+    t.set_header([
+        "database",
+        "user",
+        "mode",
+        "clients active",
+        "waiting",
+        "longest wait",
+        "servers active",
+        "idle",
+    ]);
+    for p in pools {
+        t.add_row([
+            p.database.clone(),
+            p.user.clone(),
+            p.pool_mode.clone(),
+            p.clients_active.to_string(),
+            p.clients_waiting.to_string(),
+            age(p.max_wait_seconds),
+            p.servers_active.to_string(),
+            p.servers_idle.to_string(),
+        ]);
+    }
+    right_align(&mut t, &[3, 4, 5, 6, 7]);
+    writeln!(w, "{t}")?;
     Ok(())
 }
 

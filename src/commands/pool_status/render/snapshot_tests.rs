@@ -59,6 +59,7 @@ fn tour() -> PoolStatusReport {
         },
         alert: false,
         load: None,
+        pgbouncer: None,
     }
 }
 
@@ -117,6 +118,16 @@ fn busy() -> PoolStatusReport {
     ];
     r.server.hidden_sessions = 2;
     r.server.restricted_role = Some("dashboard".into());
+    r.pgbouncer = Some(vec![crate::db::pgbouncer::BouncerPool {
+        database: "o2o_dashboard".into(),
+        user: "dashboard".into(),
+        clients_active: 20,
+        clients_waiting: 7,
+        servers_active: 20,
+        servers_idle: 0,
+        max_wait_seconds: 1.25,
+        pool_mode: "transaction".into(),
+    }]);
     r.server.own_backend = OwnBackend {
         pid: 10311,
         via: "pool",
