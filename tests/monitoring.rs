@@ -532,3 +532,38 @@ fn pool_status_reads_pgbouncer_pools_and_exports_their_waiting_clients() {
     holder.batch_execute("COMMIT").unwrap();
     queued.join().unwrap().unwrap();
 }
+
+/// An interrupted run writes its complete report (what it measured) or
+/// nothing: never half a file.
+#[test]
+fn an_interrupted_run_leaves_a_whole_file() {
+    let db = TestDb::empty("mon_output_signal");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o2o_db_pool.prom");
+    let child = support::bare_std_cmd()
+        .args([
+            "--database-url",
+            &db.url(),
+            "--format",
+            "prometheus",
+            "--output",
+        ])
+        .arg(&path)
+        .args(["pool-status", "--load", "2", "--duration", "30s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", support::stderr(&out));
+    let text = std::fs::read_to_string(&path).expect("the report was written");
+    promtool_accepts(&text);
+    assert!(text.contains("o2o_db_pool_max_size"), "{text}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+}
