@@ -9,10 +9,10 @@
 //! ANALYZE, report. Nothing here keeps a transaction open across a build.
 
 mod monitoring;
+pub mod report;
 mod rows;
-pub mod summary;
 
-pub use summary::{CreateIndexesReport, IndexResult, Status, Summary};
+pub use report::{CreateIndexesReport, IndexResult, Status, Summary};
 
 use crate::catalog::{self, activity};
 use crate::config::Config;
@@ -21,7 +21,7 @@ use crate::ddl::executor::Executor;
 use crate::ddl::plan;
 use crate::ddl::settings::{SessionArgs, SessionSettings};
 use crate::ddl::{progress, run_lock, session, Target};
-use crate::report;
+
 use crate::sqlfiles::{IndexSet, IndexSpec};
 use crate::stop::Stop;
 use anyhow::{bail, Result};
@@ -251,7 +251,7 @@ fn warn_of_stalls(
     notices: &mut Vec<String>,
 ) -> Result<()> {
     let mut warn = |text: String| {
-        report::notice(&format!("o2o-db: {text}"));
+        crate::report::notice(&format!("o2o-db: {text}"));
         notices.push(text);
     };
     if let Some(view) = activity::restricted_view(client)? {

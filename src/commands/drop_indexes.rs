@@ -5,7 +5,7 @@
 //! managed table is dropped (a same-named index on another table is refused).
 //! It takes the same run lock as create-indexes, so a drop never races a build.
 
-use crate::commands::create_indexes::summary::{duration_cell, size_cell, write_sql};
+use crate::commands::create_indexes::report::{duration_cell, size_cell, write_sql};
 use crate::config::Config;
 use crate::ddl::executor::{Executor, Task};
 use crate::ddl::settings::{SessionArgs, SessionSettings};

@@ -2,7 +2,7 @@
 //! each status, and per index its status, build time and size, so a
 //! dashboard shows the last maintenance run beside verify's index metrics.
 
-use super::summary::{CreateIndexesReport, IndexResult};
+use super::report::{CreateIndexesReport, IndexResult};
 use crate::report::prometheus::{flag, seconds, Exposition, Kind, Labels};
 use anyhow::Result;
 use std::io::Write;

@@ -2,7 +2,7 @@
 //! executor's outcome and what the server has after the run; and the report
 //! assembled from them.
 
-use super::summary::{CreateIndexesReport, IndexResult, Status, Summary};
+use super::report::{CreateIndexesReport, IndexResult, Status, Summary};
 use crate::catalog::indexes::LiveIndex;
 use crate::ddl::executor::RunOutcome;
 use crate::ddl::plan::{Action, Planned};

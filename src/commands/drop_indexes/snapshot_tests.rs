@@ -3,7 +3,7 @@
 //! failures, an interrupted wait for the run lock and an empty selection.
 
 use super::{assemble, DropStatus, DroppedIndex};
-use crate::commands::create_indexes::summary::snapshot_tests::TOUR;
+use crate::commands::create_indexes::report::snapshot_tests::TOUR;
 use crate::report::snapshot::assert_formats;
 use crate::report::{Outcome, Report};
 
