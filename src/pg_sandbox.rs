@@ -12,6 +12,7 @@
 
 mod bindir;
 mod init;
+mod replica;
 mod watchdog;
 
 pub use bindir::{find_bindir, find_bindir_in};

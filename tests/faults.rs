@@ -411,3 +411,99 @@ fn the_server_restarted_during_create_indexes_is_resumed_and_reported_truly() {
         "11 managed + the primary key, none INVALID"
     );
 }
+
+/// A hot standby made as production makes one (pg_basebackup -R): verify,
+/// benchmark and --dry-run work there, read-only; index DDL is refused, with
+/// the primary to use instead, and changes nothing.
+#[test]
+fn a_hot_standby_is_verified_read_only_and_refuses_index_ddl() {
+    let (sandbox, config) = own_server(3000);
+    let primary = sandbox.url("o2o_faults");
+    let run = |url: &str, args: &[&str]| {
+        support::bare_cmd()
+            .args(["--database-url", url])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&primary, &["create-indexes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let replica = sandbox.start_replica().expect("a streaming replica");
+    let standby = replica.url("o2o_faults");
+    let mut on_replica = o2o_db::db::connect(&replica.conn_info("o2o_faults")).expect("replica");
+    let indexes_on_replica = |c: &mut postgres::Client| -> i64 {
+        c.query_one(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'orders'",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let wait_for = |c: &mut postgres::Client, n: i64| {
+        let started = Instant::now();
+        while indexes_on_replica(c) != n {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "replay stalled"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for(&mut on_replica, 12);
+    let in_recovery: bool = on_replica
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .unwrap()
+        .get(0);
+    assert!(in_recovery);
+
+    let out = run(&standby, &["verify", "--only", "schema,indexes,statistics"]);
+    let text = support::stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        support::stderr(&out)
+    );
+    assert!(
+        text.contains("all 11 managed indexes present, valid and as defined"),
+        "{text}"
+    );
+    let out = run(
+        &standby,
+        &["benchmark", "--iterations", "2", "--max-p95-ms", "60000"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the suite reads: {}",
+        support::stderr(&out)
+    );
+
+    let mut on_primary = o2o_db::db::connect(&config.conn).expect("primary");
+    on_primary
+        .batch_execute("DROP INDEX idx_orders_scene")
+        .unwrap();
+    wait_for(&mut on_replica, 11);
+    let out = run(&standby, &["create-indexes", "--dry-run"]);
+    let text = support::stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        support::stderr(&out)
+    );
+    assert!(text.contains("created 1 / skipped 10"), "{text}");
+    for args in [
+        vec!["create-indexes"],
+        vec!["drop-indexes", "idx_orders_channel"],
+    ] {
+        let out = run(&standby, &args);
+        let err = support::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("is a hot standby") && err.contains("primary"),
+            "{err}"
+        );
+    }
+    assert_eq!(indexes_on_replica(&mut on_replica), 11, "nothing changed");
+}

@@ -86,7 +86,13 @@ pub fn run_with(
     }
     let set = IndexSet::load(args.session.index_file(config))?;
     let settings = build_settings(config, args, concurrently);
-    let mut target = Target::open(config, &settings, &set, "create-indexes")?;
+    let mut target = Target::open(
+        config,
+        &settings,
+        &set,
+        "create-indexes",
+        args.session.dry_run,
+    )?;
     let set = qualified(set, &target.schema);
     let table_name = target.shown();
     let mut notices = Vec::new();

@@ -132,7 +132,13 @@ pub fn run_with(config: &Config, args: &DropIndexesArgs, stop: &Stop) -> Result<
     let set = IndexSet::load(args.session.index_file(config))?;
     let chosen = choose(&set, &args.names)?;
     let settings = SessionSettings::resolve(config, &args.session, true, "drop-indexes");
-    let mut target = Target::open(config, &settings, &set, "drop-indexes")?;
+    let mut target = Target::open(
+        config,
+        &settings,
+        &set,
+        "drop-indexes",
+        args.session.dry_run,
+    )?;
     let table_name = target.shown();
     if !args.session.dry_run && !target.lock(args.session.wait, stop)? {
         let rows = chosen

@@ -7,6 +7,7 @@ use super::settings::SessionSettings;
 use super::{privileges, run_lock};
 use crate::catalog;
 use crate::config::Config;
+use crate::db::PgContext;
 use crate::sqlfiles::IndexSet;
 use crate::stop::Stop;
 use anyhow::Result;
@@ -23,14 +24,30 @@ pub struct Target {
 
 impl Target {
     /// Opens the control session and resolves and checks `set`'s table;
-    /// `command` names the run in a missing privilege's message.
+    /// `command` names the run in a missing privilege's message. Index DDL
+    /// runs only on a primary: a hot standby is refused unless `dry_run`
+    /// (the plan is read-only and shows what the primary needs).
     pub fn open(
         config: &Config,
         settings: &SessionSettings,
         set: &IndexSet,
         command: &str,
+        dry_run: bool,
     ) -> Result<Target> {
         let mut control = session::open(config, settings)?;
+        let standby: bool = control
+            .client
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .pg_context("asking whether the server is a standby")?
+            .get(0);
+        if standby && !dry_run {
+            anyhow::bail!(
+                "{} is a hot standby (read-only replica): {command} changes indexes only on the primary, \
+                 from which they replicate; point --database-url at the primary (or add \
+                 target_session_attrs=read-write to a multi-host URL). Nothing was done",
+                config.conn.target()
+            );
+        }
         let (schema, table) = catalog::indexes::resolve_table(&mut control.client, set)?;
         privileges::check(&mut control.client, &schema, &table, command)?;
         let key = run_lock::key(&schema, &table);

@@ -18,10 +18,30 @@ pub struct TableStats {
     /// Rows per pg_class.reltuples (the planner's count), or the live-tuple count when never analyzed.
     pub rows: f64,
     pub modified_since: i64,
+    /// On a hot standby: the columns with planner statistics (pg_stats),
+    /// which replicate from the primary while ANALYZE times and change
+    /// counters do not. None on a primary.
+    pub standby_columns: Option<i64>,
 }
 
 impl TableStats {
     pub fn verdict(&self, modified_percent: f64, fix_sql: &str) -> Verdict {
+        if let Some(columns) = self.standby_columns {
+            if columns > 0 || !self.has_rows {
+                return Verdict::pass(format!(
+                    "{} on a hot standby: planner statistics for {columns} columns, replicated from the primary \
+                     (when they were taken and what changed since are the primary's figures: run verify there)",
+                    self.table
+                ));
+            }
+            return Verdict::fail(
+                format!(
+                    "{} on a hot standby has no planner statistics replicated from the primary",
+                    self.table
+                ),
+                format!("{fix_sql}  -- on the primary"),
+            );
+        }
         let Some(ago) = self.analyzed_secs_ago else {
             if !self.has_rows {
                 return Verdict::pass(format!("{} is empty: nothing to analyze yet", self.table));
@@ -66,11 +86,13 @@ pub fn statistics(ctx: &mut Ctx) -> Result<Verdict> {
                     COALESCE(s.last_autoanalyze > s.last_analyze OR s.last_analyze IS NULL, false), \
                     EXISTS (SELECT 1 FROM {qualified} LIMIT 1), \
                     CASE WHEN c.reltuples >= 0 THEN c.reltuples::float8 ELSE COALESCE(s.n_live_tup, 0)::float8 END, \
-                    COALESCE(s.n_mod_since_analyze, 0)::int8 \
+                    COALESCE(s.n_mod_since_analyze, 0)::int8, \
+                    pg_is_in_recovery(), \
+                    (SELECT count(*) FROM pg_stats p WHERE p.schemaname = $2 AND p.tablename = $3) \
              FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
              WHERE c.oid = to_regclass($1)"
         ),
-        &[&qualified],
+        &[&qualified, &table.schema, &table.name],
     )?;
     let stats = TableStats {
         table: format!("{}.{}", table.schema, table.name),
@@ -79,6 +101,7 @@ pub fn statistics(ctx: &mut Ctx) -> Result<Verdict> {
         has_rows: row.get(2),
         rows: row.get(3),
         modified_since: row.get(4),
+        standby_columns: row.get::<_, bool>(5).then(|| row.get(6)),
     };
     Ok(stats.verdict(limit, &format!("ANALYZE {qualified};")))
 }
@@ -96,6 +119,7 @@ mod tests {
             has_rows: rows > 0.0 || modified > 0,
             rows,
             modified_since: modified,
+            standby_columns: None,
         }
     }
 
@@ -119,5 +143,16 @@ mod tests {
             stats(Some(60.0), 1000.0, 100).verdict(10.0, "").status,
             Status::Pass
         );
+        // A standby has no ANALYZE times of its own, only replicated statistics.
+        let standby = |columns| TableStats {
+            standby_columns: Some(columns),
+            ..stats(None, 1000.0, 0)
+        };
+        assert_eq!(standby(16).verdict(10.0, "").status, Status::Pass);
+        assert!(standby(16)
+            .verdict(10.0, "")
+            .detail
+            .contains("replicated from the primary"));
+        assert_eq!(standby(0).verdict(10.0, "ANALYZE x;").status, Status::Fail);
     }
 }
