@@ -1,5 +1,6 @@
 //! Parse-level tests of connection strings: what the postgres crate is left
 //! to parse arrives intact, what o2o-db reads itself is taken out first.
+//! (Declared as `#[cfg(test)] mod tests;` in conninfo/mod.rs: unit tests only.)
 
 use super::*;
 use postgres::config::{Host, TargetSessionAttrs};
