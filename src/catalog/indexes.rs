@@ -81,6 +81,18 @@ pub fn resolve_table(client: &mut Client, set: &IndexSet) -> Result<(String, Str
 /// Inspects every index of `set` on the server: one catalog query for the
 /// table's indexes, one for the managed names, two EXPLAINs to deparse.
 pub fn inspect(client: &mut Client, set: &IndexSet) -> Result<Vec<LiveIndex>> {
+    Ok(inspect_table(client, set)?.managed)
+}
+
+/// The managed indexes' states, and from the same catalog read the table's
+/// other indexes that are INVALID (each costs every write, serves no read).
+pub struct Inspection {
+    pub managed: Vec<LiveIndex>,
+    pub unmanaged_invalid: Vec<TableIndex>,
+}
+
+/// [`inspect`], keeping the INVALID indexes outside the set as well.
+pub fn inspect_table(client: &mut Client, set: &IndexSet) -> Result<Inspection> {
     let (schema, table) = resolve_table(client, set)?;
     let real = quote_qualified(Some(&schema), &table);
     let on_table = shapes::table_indexes(client, &real)?;
@@ -156,18 +168,14 @@ pub fn inspect(client: &mut Client, set: &IndexSet) -> Result<Vec<LiveIndex>> {
         };
         out.push(live);
     }
-    Ok(out)
-}
-
-/// The table's indexes that are INVALID and not in the managed set: each
-/// costs every write and serves no read.
-pub fn unmanaged_invalid(client: &mut Client, set: &IndexSet) -> Result<Vec<TableIndex>> {
-    let (schema, table) = resolve_table(client, set)?;
-    let real = quote_qualified(Some(&schema), &table);
-    Ok(shapes::table_indexes(client, &real)?
+    let unmanaged_invalid = on_table
         .into_iter()
         .filter(|i| !(i.valid && i.ready) && set.get(&i.name).is_none())
-        .collect())
+        .collect();
+    Ok(Inspection {
+        managed: out,
+        unmanaged_invalid,
+    })
 }
 
 /// What the file asks for, laid out as pg_get_indexdef would write it.

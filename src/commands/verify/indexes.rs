@@ -6,7 +6,7 @@
 use super::context::Ctx;
 use super::report::IndexFigures;
 use super::Verdict;
-use crate::catalog::indexes::{inspect, unmanaged_invalid, LiveIndex, State};
+use crate::catalog::indexes::{inspect_table, LiveIndex, State};
 use crate::catalog::shapes;
 use crate::db::PgContext;
 use crate::ddl::plan::replace_sql;
@@ -77,9 +77,9 @@ pub fn schema(ctx: &mut Ctx) -> Result<Verdict> {
 pub fn indexes(ctx: &mut Ctx) -> Result<Verdict> {
     let set = ctx.index_set()?.clone();
     let table = ctx.table()?;
-    let live = inspect(ctx.client()?, &set)?;
+    let found = inspect_table(ctx.client()?, &set)?;
+    let (live, strays) = (found.managed, found.unmanaged_invalid);
     ctx.live_indexes = Some(live.clone());
-    let strays = unmanaged_invalid(ctx.client()?, &set)?;
     let mut problems = Vec::new();
     let mut notes = Vec::new();
     let mut fixes = Vec::new();
