@@ -2,10 +2,12 @@
 //! drifted, judged by definition (catalog::shapes) without writing anything.
 //! Shared by create-indexes (what to do) and verify (what to report).
 
+use crate::catalog::partitions::{self, PartitionCover, Tree};
 use crate::catalog::shapes::{self, TableIndex};
 use crate::db::describe_pg_error;
 use crate::db::PgContext;
 use crate::ident::quote_qualified;
+use crate::sqlfiles::names::replacement_name;
 use crate::sqlfiles::shape::parse_definition;
 use crate::sqlfiles::{IndexSet, IndexSpec};
 use anyhow::{anyhow, Result};
@@ -25,6 +27,9 @@ pub enum State {
     Invalid,
     /// Present and valid, but defined differently.
     Drifted,
+    /// On a partitioned table: defined as expected, INVALID because a
+    /// partition has no index of it attached yet (see `partitions`).
+    Incomplete,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,6 +49,30 @@ pub struct LiveIndex {
     /// Missing under its own name, but an index of the table with exactly
     /// this definition exists under this other name.
     pub served_by: Option<String>,
+    /// On a partitioned table: what each partition has of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<Vec<PartitionCover>>,
+    /// On a partitioned table, when drifted: the replacement's state (what an
+    /// interrupted --replace-drifted left under the replacement name).
+    #[serde(skip)]
+    pub replacement: Option<Replacement>,
+}
+
+/// A drifted partitioned index's replacement, built before the swap.
+#[derive(Debug, Clone)]
+pub struct Replacement {
+    /// Its parent index on the table: (oid, valid, defined as the file says).
+    pub parent: Option<(u32, bool, bool)>,
+    pub partitions: Vec<PartitionCover>,
+}
+
+impl LiveIndex {
+    /// (done, total) partitions, on a partitioned table.
+    pub fn partitions_done(&self) -> Option<(usize, usize)> {
+        self.partitions
+            .as_ref()
+            .map(|p| (p.iter().filter(|c| c.done()).count(), p.len()))
+    }
 }
 
 /// The table the set is on, as the server resolves it: (schema, table); None
@@ -89,6 +118,8 @@ pub fn inspect(client: &mut Client, set: &IndexSet) -> Result<Vec<LiveIndex>> {
 pub struct Inspection {
     pub managed: Vec<LiveIndex>,
     pub unmanaged_invalid: Vec<TableIndex>,
+    /// The partitions, when the table is partitioned.
+    pub tree: Option<Tree>,
 }
 
 /// [`inspect`], keeping the INVALID indexes outside the set as well.
@@ -97,6 +128,11 @@ pub fn inspect_table(client: &mut Client, set: &IndexSet) -> Result<Inspection> 
     let real = quote_qualified(Some(&schema), &table);
     let on_table = shapes::table_indexes(client, &real)?;
     let wanted = shapes::expected_shapes(client, &set.indexes, &real, &set.origin)?;
+    let tree = partitions::tree(client, &real)?;
+    let of_partitions = match &tree {
+        Some(tree) => shapes::indexes_of(client, &tree.oids(), &real)?,
+        None => Vec::new(),
+    };
     // A managed name may also be taken by an index of another table in the schema.
     let names: Vec<&str> = set.indexes.iter().map(|i| i.name.as_str()).collect();
     let elsewhere = client
@@ -122,15 +158,34 @@ pub fn inspect_table(client: &mut Client, set: &IndexSet) -> Result<Inspection> 
             size_bytes: 0,
             oid: None,
             served_by: None,
+            partitions: None,
+            replacement: None,
         };
-        let live = if let Some(index) = on_table.iter().find(|i| i.name == spec.name) {
-            let state = if !index.valid || !index.ready {
-                State::Invalid
-            } else if index.shape == shape {
-                State::Matches
-            } else {
-                State::Drifted
+        let found = on_table.iter().find(|i| i.name == spec.name);
+        let covers = |name: &str, index: Option<&TableIndex>| {
+            tree.as_ref()
+                .map(|t| partitions::covers(t, name, index.map(|i| i.oid), &shape, &of_partitions))
+        };
+        let live = if let Some(index) = found {
+            let usable = index.valid && index.ready;
+            let state = match &tree {
+                // A partitioned index is judged by its definition first: an
+                // INVALID one of the right definition only lacks partitions.
+                Some(_) if index.shape != shape => State::Drifted,
+                Some(_) if usable => State::Matches,
+                Some(_) if !index.building => State::Incomplete,
+                _ if !usable => State::Invalid,
+                _ if index.shape == shape => State::Matches,
+                _ => State::Drifted,
             };
+            let replacement = (tree.is_some() && state == State::Drifted).then(|| {
+                let name = replacement_name(&spec.name);
+                let new = on_table.iter().find(|i| i.name == name);
+                Replacement {
+                    parent: new.map(|i| (i.oid, i.valid && i.ready, i.shape == shape)),
+                    partitions: covers(&name, new).unwrap_or_default(),
+                }
+            });
             LiveIndex {
                 state,
                 live: Some(index.definition.clone()),
@@ -139,6 +194,8 @@ pub fn inspect_table(client: &mut Client, set: &IndexSet) -> Result<Inspection> 
                 building: index.building,
                 size_bytes: index.size_bytes,
                 oid: Some(index.oid),
+                partitions: covers(&spec.name, Some(index)),
+                replacement,
                 ..missing
             }
         } else if let Some(row) = elsewhere
@@ -163,8 +220,17 @@ pub fn inspect_table(client: &mut Client, set: &IndexSet) -> Result<Inspection> 
                 served_by: twin.map(|t| t.name.clone()),
                 size_bytes: twin.map_or(0, |t| t.size_bytes),
                 live: twin.map(|t| t.definition.clone()),
+                partitions: covers(&spec.name, None),
                 ..missing
             }
+        };
+        // A partitioned index has no storage of its own: its partitions' indexes are its size.
+        let live = match &live.partitions {
+            Some(covers) if live.served_by.is_none() => LiveIndex {
+                size_bytes: covers.iter().map(|c| c.size_bytes).sum(),
+                ..live
+            },
+            _ => live,
         };
         out.push(live);
     }
@@ -175,6 +241,7 @@ pub fn inspect_table(client: &mut Client, set: &IndexSet) -> Result<Inspection> 
     Ok(Inspection {
         managed: out,
         unmanaged_invalid,
+        tree,
     })
 }
 

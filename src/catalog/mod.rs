@@ -5,4 +5,5 @@
 
 pub mod activity;
 pub mod indexes;
+pub mod partitions;
 pub mod shapes;

@@ -41,11 +41,29 @@ pub struct TableIndex {
     /// A CREATE INDEX (CONCURRENTLY) of it is running right now.
     pub building: bool,
     pub shape: Shape,
+    /// The table it indexes (pg_index.indrelid).
+    pub table: u32,
+    /// The partitioned index it is attached to, for an index of a partition.
+    pub attached_to: Option<u32>,
+    /// It backs a constraint (primary key, unique, exclusion).
+    pub constraint: bool,
 }
 
 /// Every index of `table` (quoted, qualified) with its shape; one catalog
 /// query and one EXPLAIN.
 pub fn table_indexes(client: &mut Client, table: &str) -> Result<Vec<TableIndex>> {
+    let oid: Option<u32> = client
+        .query_one("SELECT to_regclass($1)::oid", &[&table])
+        .pg_context("looking up the table")?
+        .get(0);
+    indexes_of(client, &Vec::from_iter(oid), table)
+}
+
+/// Every index of the tables `oids` (the partitions of `deparse_on`, or the
+/// table itself) with its shape, each expression deparsed on `deparse_on`
+/// (quoted, qualified; partitions have its column names): one catalog query
+/// and one EXPLAIN.
+pub fn indexes_of(client: &mut Client, oids: &[u32], deparse_on: &str) -> Result<Vec<TableIndex>> {
     let rows = client
         .query(
             "SELECT c.oid, c.relname::text, i.indisvalid, i.indisready, pg_get_indexdef(c.oid), \
@@ -64,10 +82,12 @@ pub fn table_indexes(client: &mut Client, table: &str) -> Result<Vec<TableIndex>
                             FROM unnest(i.indcollation::oid[]) WITH ORDINALITY u(coll, k) \
                             LEFT JOIN pg_collation coll ON coll.oid = u.coll \
                             LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[u.k - 1] \
-                            ORDER BY u.k) \
+                            ORDER BY u.k), \
+                    i.indrelid, (SELECT h.inhparent FROM pg_inherits h WHERE h.inhrelid = c.oid), \
+                    EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid) \
              FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam \
-             WHERE i.indrelid = to_regclass($1) ORDER BY c.relname",
-            &[&table],
+             WHERE i.indrelid = ANY($1::oid[]) ORDER BY c.relname",
+            &[&oids],
         )
         .pg_context("reading the table's indexes from the catalog")?;
     let mut indexes = Vec::with_capacity(rows.len());
@@ -114,9 +134,12 @@ pub fn table_indexes(client: &mut Client, table: &str) -> Result<Vec<TableIndex>
             size_bytes: row.get(5),
             building: row.get(6),
             shape,
+            table: row.get(16),
+            attached_to: row.get(17),
+            constraint: row.get(18),
         });
     }
-    let mut deparsed = deparse(client, table, &exprs)
+    let mut deparsed = deparse(client, deparse_on, &exprs)
         .pg_context("deparsing the table's index expressions")?
         .into_iter();
     for index in &mut indexes {

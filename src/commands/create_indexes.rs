@@ -9,6 +9,7 @@
 //! ANALYZE, report. Nothing here keeps a transaction open across a build.
 
 mod monitoring;
+mod partitioned;
 pub mod report;
 mod rows;
 
@@ -18,7 +19,9 @@ use crate::catalog::{self, activity};
 use crate::config::Config;
 use crate::db::describe_pg_error;
 use crate::ddl::executor::Executor;
+use crate::ddl::phases;
 use crate::ddl::plan;
+use crate::ddl::plan::partitioned::{work, Work};
 use crate::ddl::settings::{SessionArgs, SessionSettings};
 use crate::ddl::{progress, run_lock, session, Target};
 
@@ -77,13 +80,6 @@ pub fn run_with(
     stop: &Stop,
 ) -> Result<CreateIndexesReport> {
     let concurrently = !args.no_concurrently;
-    if concurrently && args.jobs > 1 {
-        bail!(
-            "--jobs {} needs --no-concurrently: concurrent builds on one table take turns \
-             (each holds a SHARE UPDATE EXCLUSIVE lock), so only plain builds run in parallel",
-            args.jobs
-        );
-    }
     let set = IndexSet::load(args.session.index_file(config))?;
     let settings = build_settings(config, args, concurrently);
     let mut target = Target::open(
@@ -112,25 +108,53 @@ pub fn run_with(
     }
     let control = &mut target.control;
 
-    let live = catalog::indexes::inspect(&mut control.client, &set).map_err(|e| {
+    let inspection = catalog::indexes::inspect_table(&mut control.client, &set).map_err(|e| {
         activity::name_lock_holders(&mut control.client, &set.table().qualified_table(), e)
     })?;
+    let tree = inspection.tree;
+    if concurrently && args.jobs > 1 && tree.is_none() {
+        bail!(
+            "--jobs {} needs --no-concurrently on a table that is not partitioned: concurrent builds on \
+             one table take turns (each holds a SHARE UPDATE EXCLUSIVE lock), so only plain builds run in parallel \
+             there; on a partitioned table, builds on different partitions run in parallel either way",
+            args.jobs
+        );
+    }
     let on_table = catalog::indexes::indexes_of_table(&mut control.client, &set)?;
-    let planned = plan::decide(&set.indexes, live, &on_table, args.replace_drifted);
-    let tasks: Vec<_> = planned
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| p.task(i, concurrently))
-        .collect();
-    let will_analyze = !args.no_analyze && !tasks.is_empty();
+    let planned = plan::decide(
+        &set.indexes,
+        inspection.managed,
+        &on_table,
+        args.replace_drifted,
+    );
+    let tasks: Vec<_> = match &tree {
+        Some(_) => Vec::new(),
+        None => planned
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.task(i, concurrently))
+            .collect(),
+    };
+    let works: Vec<(usize, Work)> = match &tree {
+        Some(tree) => planned
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i, work(p, tree, concurrently, args.replace_drifted)))
+            .filter(|(_, w)| !w.is_empty() || !w.left.is_empty())
+            .collect(),
+        None => Vec::new(),
+    };
+    let has_work = !tasks.is_empty() || works.iter().any(|(_, w)| !w.is_empty());
+    let will_analyze = !args.no_analyze && has_work;
     let mut sql: Vec<String> = tasks
         .iter()
         .flat_map(|t| t.steps.iter().map(|s| s.sql.clone()))
+        .chain(works.iter().flat_map(|(_, w)| w.sql()))
         .collect();
     if will_analyze {
         sql.push(analyze_sql(&set));
     }
-    if !tasks.is_empty() {
+    if has_work {
         warn_of_stalls(&mut control.client, &set, &mut notices)?;
     }
     let how = format!(
@@ -144,10 +168,14 @@ pub fn run_with(
         if args.jobs == 1 { "" } else { "s" },
         settings.describe()
     );
+    if let Some(tree) = &tree {
+        notices.push(partitioned::describe(tree, concurrently));
+    }
     if args.session.dry_run {
         let indexes = planned
             .iter()
-            .map(|p| rows::dry_run_row(p, &table_name))
+            .enumerate()
+            .map(|(i, p)| partitioned::with_left(rows::dry_run_row(p, &table_name), i, &works))
             .collect();
         return Ok(rows::assemble(
             indexes, true, false, false, notices, sql, how,
@@ -162,8 +190,10 @@ pub fn run_with(
         jobs: args.jobs as usize,
         stop,
     };
-    let mut watcher = progress::Progress::new("building", tasks.len());
+    let total = tasks.len() + works.iter().map(|(_, w)| w.task_count()).sum::<usize>();
+    let mut watcher = progress::Progress::new("building", total);
     let outcome = executor.run(tasks, &mut control.client, &mut watcher);
+    let phased = phases::run(&executor, &mut control.client, &mut watcher, &works);
     if control.client.is_closed() {
         // The server restarted under the run: a new control session reads
         // what is really there (the run lock went with the old one).
@@ -189,17 +219,31 @@ pub fn run_with(
             None
         }
     };
-    let indexes: Vec<IndexResult> = planned
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let now = after.as_ref().map(|a| a.get(&p.spec.name).copied());
-            rows::result_row(i, p, &outcome, now, &table_name)
-        })
-        .collect();
-    let built = indexes
-        .iter()
-        .any(|i| matches!(i.status, Status::Created | Status::Rebuilt));
+    let indexes: Vec<IndexResult> = match &tree {
+        Some(_) => partitioned::result_rows(
+            &mut control.client,
+            &set,
+            &planned,
+            &works,
+            &phased,
+            &table_name,
+            &mut notices,
+        ),
+        None => planned
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let now = after.as_ref().map(|a| a.get(&p.spec.name).copied());
+                rows::result_row(i, p, &outcome, now, &table_name)
+            })
+            .collect(),
+    };
+    let built = indexes.iter().any(|i| {
+        matches!(
+            i.status,
+            Status::Created | Status::Rebuilt | Status::Completed
+        ) || i.partitions.is_some_and(|p| p.built > 0)
+    });
     let mut analyzed = false;
     if will_analyze && built && !stop.requested() {
         match control.client.batch_execute(&analyze_sql(&set)) {
@@ -211,7 +255,7 @@ pub fn run_with(
         }
     }
     target.release();
-    let interrupted = outcome.interrupted;
+    let interrupted = outcome.interrupted || phased.interrupted;
     Ok(rows::assemble(
         indexes,
         false,

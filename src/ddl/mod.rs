@@ -6,6 +6,7 @@
 //! create-indexes and drop-indexes are two thin commands over it.
 
 pub mod executor;
+pub mod phases;
 pub mod plan;
 pub mod privileges;
 pub mod progress;

@@ -1,9 +1,12 @@
 //! What to do with each managed index, decided from its state on the server
 //! (by definition, not by name), and the statements that do it.
 
+pub mod partitioned;
+
 use super::executor::{Cleanup, Step, Task};
 use crate::catalog::indexes::{LiveIndex, State};
 use crate::ident::quote_ident;
+use crate::sqlfiles::names::replacement_name;
 use crate::sqlfiles::IndexSpec;
 use std::collections::HashSet;
 
@@ -24,6 +27,9 @@ pub enum Action {
     Replace,
     /// Defined differently: report both definitions, touch nothing.
     LeaveDrifted,
+    /// On a partitioned table: defined as expected but INVALID, because some
+    /// partitions lack an attached index of it: build and attach only those.
+    Complete,
     /// INVALID but a build of it is running in another session right now.
     Busy,
     /// The name is taken by an index of another table: not ours to drop.
@@ -59,6 +65,7 @@ pub fn decide(
                 (State::Matches, _) => Action::Skip,
                 (State::Invalid, true) => Action::Busy,
                 (State::Invalid, false) => Action::Rebuild,
+                (State::Incomplete, _) => Action::Complete,
                 (State::Drifted, _) if replace_drifted => Action::Replace,
                 (State::Drifted, _) => Action::LeaveDrifted,
             };
@@ -75,33 +82,19 @@ pub fn decide(
 /// INVALID index behind, which its cleanup drops; a plain one rolls back.
 fn build_step(spec: &IndexSpec, concurrently: bool) -> Step {
     Step {
-        sql: spec.create_sql(concurrently),
         cleanup: concurrently.then(|| Cleanup {
             index: spec.qualified_name(),
             drop_sql: spec.drop_sql(true),
             replaces: None,
         }),
+        ..Step::plain(spec.create_sql(concurrently))
     }
 }
 
 /// The statement that drops `spec` concurrently, and undoes nothing on failure
 /// (an index a failed concurrent drop leaves INVALID is rebuilt by the next run).
 pub fn drop_step(spec: &IndexSpec) -> Step {
-    Step {
-        sql: spec.drop_sql(true),
-        cleanup: None,
-    }
-}
-
-/// The name a replacement is built under before the swap: the managed name
-/// with a suffix, cut to PostgreSQL's 63 bytes on a character boundary.
-pub fn replacement_name(name: &str) -> String {
-    const SUFFIX: &str = "_o2o_new";
-    let mut cut = name.len().min(63 - SUFFIX.len());
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}{SUFFIX}", &name[..cut])
+    Step::plain(spec.drop_sql(true))
 }
 
 /// The steps that replace `spec`'s index with its file definition: build the
@@ -118,22 +111,24 @@ pub fn replace_steps(spec: &IndexSpec, concurrently: bool) -> Vec<Step> {
         drop_step(&new),
         build_step(&new, concurrently),
         Step {
-            sql: spec.drop_sql(true),
             cleanup: Some(Cleanup {
                 index: new.qualified_name(),
                 drop_sql: new.drop_sql(true),
                 replaces: Some(spec.qualified_name()),
             }),
+            ..Step::plain(spec.drop_sql(true))
         },
-        Step {
-            sql: format!(
-                "ALTER INDEX {} RENAME TO {}",
-                new.qualified_name(),
-                quote_ident(&spec.name)
-            ),
-            cleanup: None,
-        },
+        Step::plain(rename_sql(&new, &spec.name)),
     ]
+}
+
+/// `ALTER INDEX index RENAME TO name`: the swap's last step.
+pub fn rename_sql(index: &IndexSpec, name: &str) -> String {
+    format!(
+        "ALTER INDEX {} RENAME TO {}",
+        index.qualified_name(),
+        quote_ident(name)
+    )
 }
 
 /// The SQL of a concurrent replace, for a DBA to run by hand.
@@ -153,6 +148,8 @@ impl Planned {
             // An INVALID index serves nothing: dropping it first loses nothing.
             Action::Rebuild => vec![drop_step(&self.spec), build_step(&self.spec, concurrently)],
             Action::Replace => replace_steps(&self.spec, concurrently),
+            // Only a partitioned table's index is incomplete: see partitioned::work.
+            Action::Complete => Vec::new(),
             Action::Skip | Action::Twin | Action::LeaveDrifted | Action::Busy | Action::Foreign => {
                 Vec::new()
             }

@@ -65,6 +65,29 @@ impl IndexSpec {
         )
     }
 
+    /// The statement that creates this index on a partitioned table alone,
+    /// without recursing into its partitions: instant, and INVALID until each
+    /// partition has an index of the definition attached.
+    pub fn create_on_only_sql(&self) -> String {
+        format!(
+            "CREATE {}INDEX {} ON ONLY {} {}",
+            if self.unique { "UNIQUE " } else { "" },
+            quote_ident(&self.name),
+            self.qualified_table(),
+            self.definition
+        )
+    }
+
+    /// The same definition as index `name` of the table `schema.table` (a partition).
+    pub fn on_table(&self, name: &str, schema: &str, table: &str) -> IndexSpec {
+        IndexSpec {
+            name: name.to_string(),
+            schema: Some(schema.to_string()),
+            table: table.to_string(),
+            ..self.clone()
+        }
+    }
+
     /// The statement that drops this index.
     pub fn drop_sql(&self, concurrently: bool) -> String {
         format!(

@@ -4,6 +4,7 @@
 //! config; parse errors name the file and line.
 
 pub mod indexes;
+pub mod names;
 pub mod queries;
 pub mod shape;
 mod split;

@@ -15,6 +15,9 @@ pub enum Status {
     Created,
     Skipped,
     Rebuilt,
+    /// On a partitioned table: was INVALID for want of some partitions'
+    /// indexes; those were built (or found) and attached.
+    Completed,
     Drifted,
     Failed,
     /// The run stopped (Ctrl-C, a lock failure) before reaching it.
@@ -23,6 +26,8 @@ pub enum Status {
     WouldCreate,
     /// Dry run: it would be dropped and built again (INVALID, or drifted with --replace-drifted).
     WouldRebuild,
+    /// Dry run: the partitions that lack it would get it.
+    WouldComplete,
 }
 
 impl Status {
@@ -31,11 +36,13 @@ impl Status {
             Status::Created => "created",
             Status::Skipped => "skipped",
             Status::Rebuilt => "rebuilt",
+            Status::Completed => "completed",
             Status::Drifted => "drifted",
             Status::Failed => "FAILED",
             Status::NotStarted => "not started",
             Status::WouldCreate => "would create",
             Status::WouldRebuild => "would rebuild",
+            Status::WouldComplete => "would complete",
         }
     }
 }
@@ -48,6 +55,8 @@ pub struct Summary {
     pub skipped: usize,
     /// Rebuilt, or in a dry run to be rebuilt.
     pub rebuilt: usize,
+    /// Completed on the partitions that lacked it, or in a dry run to be.
+    pub completed: usize,
     pub drifted: usize,
     pub failed: usize,
 }
@@ -60,6 +69,7 @@ impl Summary {
             created: n(&|s| matches!(s, Status::Created | Status::WouldCreate)),
             skipped: n(&|s| s == Status::Skipped),
             rebuilt: n(&|s| matches!(s, Status::Rebuilt | Status::WouldRebuild)),
+            completed: n(&|s| matches!(s, Status::Completed | Status::WouldComplete)),
             drifted: n(&|s| s == Status::Drifted),
             failed: n(&|s| s == Status::Failed),
         }
@@ -78,9 +88,21 @@ pub struct IndexResult {
     pub size_bytes: i64,
     /// The server's message for a failure; for a drifted index, its definition on the server.
     pub error: Option<String>,
+    /// On a partitioned table: how many partitions have it attached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<PartitionsDone>,
     /// The key columns as written in the file (table only).
     #[serde(skip)]
     pub columns: String,
+}
+
+/// Partitions with the index attached and valid, of all, after the run; and
+/// how many this run built or attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PartitionsDone {
+    pub done: usize,
+    pub total: usize,
+    pub built: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -114,15 +136,26 @@ impl Report for CreateIndexesReport {
             writeln!(w, "note: {notice}")?;
         }
         let mut t = report::table();
-        t.set_header(["index", "columns", "status", "duration ms", "size"]);
+        let partitioned = self.indexes.iter().any(|i| i.partitions.is_some());
+        let mut header = vec!["index", "columns", "status"];
+        if partitioned {
+            header.push("partitions");
+        }
+        header.extend(["duration ms", "size"]);
+        t.set_header(header);
         for i in &self.indexes {
-            t.add_row([
+            let mut row = vec![
                 i.name.clone(),
                 i.columns.clone(),
                 i.status.label().to_string(),
-                duration_cell(i.duration_ms),
-                size_cell(i.size_bytes),
-            ]);
+            ];
+            if partitioned {
+                row.push(i.partitions.map_or("-".into(), |p| {
+                    format!("{}/{} ({} built)", p.done, p.total, p.built)
+                }));
+            }
+            row.extend([duration_cell(i.duration_ms), size_cell(i.size_bytes)]);
+            t.add_row(row);
         }
         writeln!(w, "{t}")?;
         let s = &self.summary;
@@ -133,11 +166,16 @@ impl Report for CreateIndexesReport {
         };
         writeln!(
             w,
-            "{prefix}total {} / created {} / skipped {} / rebuilt {} / drifted {} / failed {}{}",
+            "{prefix}total {} / created {} / skipped {} / rebuilt {}{} / drifted {} / failed {}{}",
             s.total,
             s.created,
             s.skipped,
             s.rebuilt,
+            if partitioned {
+                format!(" / completed {}", s.completed)
+            } else {
+                String::new()
+            },
             s.drifted,
             s.failed,
             if self.analyzed {

@@ -2,7 +2,7 @@
 //! executor's outcome and what the server has after the run; and the report
 //! assembled from them.
 
-use super::report::{CreateIndexesReport, IndexResult, Status, Summary};
+use super::report::{CreateIndexesReport, IndexResult, PartitionsDone, Status, Summary};
 use crate::catalog::indexes::LiveIndex;
 use crate::ddl::executor::RunOutcome;
 use crate::ddl::plan::{Action, Planned};
@@ -29,7 +29,7 @@ pub fn assemble(
     }
 }
 
-fn row(spec: &IndexSpec, table: &str, definition: &str, status: Status) -> IndexResult {
+pub fn row(spec: &IndexSpec, table: &str, definition: &str, status: Status) -> IndexResult {
     IndexResult {
         name: spec.name.clone(),
         table: table.to_string(),
@@ -38,6 +38,7 @@ fn row(spec: &IndexSpec, table: &str, definition: &str, status: Status) -> Index
         duration_ms: 0.0,
         size_bytes: 0,
         error: None,
+        partitions: None,
         columns: spec.columns.clone(),
     }
 }
@@ -73,9 +74,10 @@ fn drift_message(live: &LiveIndex) -> String {
 const BUSY: &str = "INVALID and being built by another session right now; left alone: run again once that build has finished";
 
 /// Rows for statuses that need no build.
-fn unbuilt_row(p: &Planned, table: &str) -> Option<IndexResult> {
+pub fn unbuilt_row(p: &Planned, table: &str) -> Option<IndexResult> {
     let base = |status| IndexResult {
         size_bytes: p.live.size_bytes,
+        partitions: partitions_done(&p.live, 0),
         ..row(&p.spec, table, &p.live.expected, status)
     };
     match p.action {
@@ -103,19 +105,26 @@ fn unbuilt_row(p: &Planned, table: &str) -> Option<IndexResult> {
             )),
             ..base(Status::Failed)
         }),
-        Action::Create | Action::Rebuild | Action::Replace => None,
+        Action::Create | Action::Rebuild | Action::Replace | Action::Complete => None,
     }
+}
+
+/// Partitions done of total from `live`, with `built` by this run.
+pub fn partitions_done(live: &LiveIndex, built: usize) -> Option<PartitionsDone> {
+    live.partitions_done()
+        .map(|(done, total)| PartitionsDone { done, total, built })
 }
 
 pub fn dry_run_row(p: &Planned, table: &str) -> IndexResult {
     unbuilt_row(p, table).unwrap_or_else(|| {
-        let status = if p.action == Action::Create {
-            Status::WouldCreate
-        } else {
-            Status::WouldRebuild
+        let status = match p.action {
+            Action::Create => Status::WouldCreate,
+            Action::Complete => Status::WouldComplete,
+            _ => Status::WouldRebuild,
         };
         IndexResult {
             size_bytes: p.live.size_bytes,
+            partitions: partitions_done(&p.live, 0),
             ..row(&p.spec, table, &p.live.expected, status)
         }
     })

@@ -7,6 +7,7 @@ use super::context::Ctx;
 use super::report::IndexFigures;
 use super::Verdict;
 use crate::catalog::indexes::{inspect_table, LiveIndex, State};
+use crate::catalog::partitions::{Cover, PartitionCover};
 use crate::catalog::shapes;
 use crate::db::PgContext;
 use crate::ddl::plan::replace_sql;
@@ -78,7 +79,7 @@ pub fn indexes(ctx: &mut Ctx) -> Result<Verdict> {
     let set = ctx.index_set()?.clone();
     let table = ctx.table()?;
     let found = inspect_table(ctx.client()?, &set)?;
-    let (live, strays) = (found.managed, found.unmanaged_invalid);
+    let (live, strays) = (found.managed.clone(), found.unmanaged_invalid.clone());
     ctx.live_indexes = Some(live.clone());
     let mut problems = Vec::new();
     let mut notes = Vec::new();
@@ -114,8 +115,11 @@ pub fn indexes(ctx: &mut Ctx) -> Result<Verdict> {
     }
     let matching = live.len() - problems.len().min(live.len()) - notes.len();
     if problems.is_empty() && notes.is_empty() {
+        let everywhere = found.tree.as_ref().map_or(String::new(), |t| {
+            format!(", attached on all {} partitions", t.partitions.len())
+        });
         return Ok(Verdict::pass(format!(
-            "all {} managed indexes present, valid and as defined in {}",
+            "all {} managed indexes present, valid and as defined in {}{everywhere}",
             live.len(),
             set.origin
         )));
@@ -143,6 +147,9 @@ pub fn indexes(ctx: &mut Ctx) -> Result<Verdict> {
 /// What is wrong with one index and the statements that repair it (none while
 /// a build is still running: it may yet succeed).
 fn diagnose(index: &LiveIndex, spec: &IndexSpec) -> Option<(String, Vec<String>)> {
+    if let Some(covers) = &index.partitions {
+        return diagnose_partitioned(index, covers);
+    }
     let rebuild = || {
         vec![
             format!("{};", spec.drop_sql(true)),
@@ -162,7 +169,7 @@ fn diagnose(index: &LiveIndex, spec: &IndexSpec) -> Option<(String, Vec<String>)
             ),
             vec![],
         )),
-        State::Invalid => Some((
+        State::Incomplete | State::Invalid => Some((
             format!(
                 "{}: INVALID ({}): left behind by a failed CREATE INDEX CONCURRENTLY; it costs writes and serves no query",
                 index.name,
@@ -184,6 +191,67 @@ fn diagnose(index: &LiveIndex, spec: &IndexSpec) -> Option<(String, Vec<String>)
                 .collect(),
         )),
     }
+}
+
+/// What is wrong with one index of a partitioned table, partition by
+/// partition; the repair is create-indexes' (its --dry-run prints the SQL:
+/// one statement per partition would swamp the report).
+fn diagnose_partitioned(
+    index: &LiveIndex,
+    covers: &[PartitionCover],
+) -> Option<(String, Vec<String>)> {
+    let (done, total) = (covers.iter().filter(|c| c.done()).count(), covers.len());
+    let name = &index.name;
+    let repair = |how: &str| {
+        vec![format!(
+            "o2o-db create-indexes{how}  -- --dry-run prints its SQL"
+        )]
+    };
+    let problem = match index.state {
+        State::Matches if done == total => return None,
+        State::Missing => {
+            return Some((
+                format!("{name}: missing (on the table and its {total} partitions)"),
+                repair(""),
+            ))
+        }
+        State::Drifted => {
+            return Some((
+                format!(
+                    "{name}: drifted:\n  server has: {}\n  file wants: {}",
+                    index.live.as_deref().unwrap_or("?"),
+                    index.expected
+                ),
+                repair(" --replace-drifted  # builds the new index on every partition, then swaps; the old one's DROP takes ACCESS EXCLUSIVE on the table and its partitions for a moment"),
+            ))
+        }
+        State::Invalid if index.building => {
+            return Some((format!("{name}: not valid yet: a build of it is running"), vec![]))
+        }
+        _ => format!("{name}: INVALID until every partition has it attached: {done} of {total} partitions done"),
+    };
+    let lines: Vec<String> = covers
+        .iter()
+        .filter(|c| !c.done())
+        .map(|c| {
+            let p = &c.partition;
+            match &c.cover {
+                Cover::Missing => format!("  {p}: missing"),
+                Cover::Unattached { index } => {
+                    format!("  {p}: {index} has the definition but is not attached")
+                }
+                Cover::Leftover { index } => {
+                    format!("  {p}: {index} is INVALID (a failed build's leftover)")
+                }
+                Cover::Drifted { index, definition } => {
+                    format!("  {p}: drifted: {index} is {definition}")
+                }
+                Cover::Building { index } => format!("  {p}: {index} is being built right now"),
+                Cover::Attached { index, .. } => format!("  {p}: {index} is attached but INVALID"),
+            }
+        })
+        .collect();
+    Some((format!("{problem}:\n{}", lines.join("\n")), repair("")))
 }
 
 /// Per managed index what the indexes check saw, with its scans, and the

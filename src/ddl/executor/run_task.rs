@@ -3,7 +3,7 @@
 //! lost to a server restart opened again and the work resumed.
 
 use super::cleanup::{already_built, bounded_cleanup};
-use super::task::{Failure, Task, TaskError, TaskResult};
+use super::task::{Failure, Step, Task, TaskError, TaskResult};
 use super::{Event, Shared};
 use crate::config::Config;
 use crate::db::{describe_pg_error, PgContext};
@@ -79,7 +79,10 @@ pub(super) fn run_task(
         let mut attempt = 0;
         let mut resumed = false;
         loop {
-            let e = match session.client.batch_execute(&step.sql) {
+            let e = match session
+                .client
+                .batch_execute(&statement_text(step, shared.settings))
+            {
                 Ok(()) => break,
                 Err(e) => e,
             };
@@ -177,6 +180,21 @@ pub(super) fn run_task(
     TaskResult {
         duration: started.elapsed(),
         error: None,
+    }
+}
+
+/// What is sent for `step`: a short-lock step on a session whose own lock
+/// timeout is off runs with it set, in one implicit transaction, so a failure
+/// rolls the setting back with the statement.
+fn statement_text(step: &Step, settings: &SessionSettings) -> String {
+    if step.short_lock && settings.watch_lock_waits {
+        format!(
+            "SET lock_timeout = '{}'; {}; SET lock_timeout = 0",
+            session::pg_ms(settings.lock_timeout),
+            step.sql
+        )
+    } else {
+        step.sql.clone()
     }
 }
 

@@ -24,6 +24,30 @@ pub struct Cleanup {
 pub struct Step {
     pub sql: String,
     pub cleanup: Option<Cleanup>,
+    /// A statement that holds its locks only for a moment once it has them
+    /// (ON ONLY, ATTACH PARTITION, a partitioned index's DROP, a rename) but
+    /// queues writers or readers while it waits: the server's lock timeout
+    /// bounds that wait even on a concurrent run's build session.
+    pub short_lock: bool,
+}
+
+impl Step {
+    /// A statement with nothing to undo and no lock bound of its own.
+    pub fn plain(sql: String) -> Step {
+        Step {
+            sql,
+            cleanup: None,
+            short_lock: false,
+        }
+    }
+
+    /// A statement bounded by the lock timeout (see `short_lock`).
+    pub fn short_lock(sql: String) -> Step {
+        Step {
+            short_lock: true,
+            ..Step::plain(sql)
+        }
+    }
 }
 
 /// The statements for one index, run in order on one session.

@@ -52,9 +52,15 @@ pub fn parse_create_index(sql: &str) -> Result<IndexSpec> {
     if !is_kw(&on, "on") {
         bail!("expected ON after index name {name}, found `{shown}`");
     }
-    let mut t = next_token(sql, on.as_ref().map_or(0, |t| t.end));
+    let t = next_token(sql, on.as_ref().map_or(0, |t| t.end));
     if is_kw(&t, "only") {
-        t = next_token(sql, t.as_ref().map_or(0, |t| t.end));
+        // Kept, it would make an index that never covers a partition; dropped
+        // silently, it would change what the file says.
+        bail!(
+            "index {name}: `ON ONLY` builds an index on a partitioned table alone, INVALID until every \
+             partition has one attached; o2o-db does that itself on a partitioned table (ON ONLY, then each \
+             partition CONCURRENTLY, then ATTACH PARTITION), so write `ON table` without ONLY"
+        );
     }
     let first = t.ok_or_else(|| anyhow::anyhow!("index {name} has no table after ON"))?;
     let mut end = first.end;
@@ -110,7 +116,7 @@ mod tests {
     #[test]
     fn parses_options_and_quotes_names() {
         let set = IndexSet::parse(
-            "create unique index concurrently if not exists \"Odd\"\"name\" on only public.orders using btree (lower(store_name), date desc) include (amount) where amount > 0;",
+            "create unique index concurrently if not exists \"Odd\"\"name\" on public.orders using btree (lower(store_name), date desc) include (amount) where amount > 0;",
             "x.sql",
         )
         .unwrap();
@@ -123,5 +129,17 @@ mod tests {
             i.create_sql(true),
             "CREATE UNIQUE INDEX CONCURRENTLY \"Odd\"\"name\" ON \"public\".\"orders\" using btree (lower(store_name), date desc) include (amount) where amount > 0"
         );
+    }
+
+    #[test]
+    fn on_only_is_refused_with_its_line_and_reason() {
+        let err = IndexSet::parse(
+            "CREATE INDEX a ON orders (x);\n\nCREATE INDEX b ON ONLY public.orders (y);",
+            "x.sql",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("x.sql:3: index b: `ON ONLY`"), "{err}");
+        assert!(err.contains("write `ON table` without ONLY"), "{err}");
     }
 }
