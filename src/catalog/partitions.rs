@@ -15,7 +15,18 @@ use crate::sqlfiles::names::partition_index_name;
 use anyhow::Result;
 use postgres::Client;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+/// The size of index `c.oid` with its partitions' indexes (a partitioned
+/// index has no storage of its own), for a query that names the index `c`.
+pub const INDEX_TREE_SIZE: &str =
+    "(SELECT COALESCE(sum(pg_relation_size(t.relid)), 0)::int8 FROM pg_partition_tree(c.oid) t)";
+
+/// The scans of index `c.oid` and of its partitions' indexes (the planner
+/// reads a partition's index, never the partitioned one).
+pub const INDEX_TREE_SCANS: &str =
+    "(SELECT COALESCE(sum(s.idx_scan), 0)::int8 FROM pg_partition_tree(c.oid) t \
+     JOIN pg_stat_user_indexes s ON s.indexrelid = t.relid)";
 
 /// One partition of the managed table, at any level.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -88,6 +99,67 @@ pub fn tree(client: &mut Client, table: &str) -> Result<Option<Tree>> {
             })
             .collect(),
     }))
+}
+
+/// The names a plan reads the table under (EXPLAIN names relations
+/// unqualified): the table and its partitions, and for each index of a
+/// partition the index of the table it is attached to, at the top.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Relations {
+    pub table: String,
+    pub partitions: HashSet<String>,
+    pub index_root: HashMap<String, String>,
+}
+
+impl Relations {
+    /// An unpartitioned table's.
+    pub fn single(table: &str) -> Relations {
+        Relations {
+            table: table.to_string(),
+            ..Relations::default()
+        }
+    }
+
+    /// Whether a plan node's relation is the table or one of its partitions.
+    pub fn covers(&self, relation: &str) -> bool {
+        relation == self.table || self.partitions.contains(relation)
+    }
+
+    /// The managed name of an index a plan names.
+    pub fn root_index<'a>(&'a self, index: &'a str) -> &'a str {
+        self.index_root.get(index).map_or(index, String::as_str)
+    }
+}
+
+/// [`Relations`] of `table` (quoted, qualified): two catalog queries.
+pub fn relations(client: &mut Client, table: &str, name: &str) -> Result<Relations> {
+    let partitions = client
+        .query(
+            "SELECT c.relname::text FROM pg_partition_tree(to_regclass($1)) t \
+             JOIN pg_class c ON c.oid = t.relid WHERE t.level > 0",
+            &[&table],
+        )
+        .pg_context("reading the table's partitions")?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let index_root = client
+        .query(
+            "SELECT c.relname::text, r.relname::text FROM pg_partition_tree(to_regclass($1)) t \
+             JOIN pg_index i ON i.indrelid = t.relid JOIN pg_class c ON c.oid = i.indexrelid \
+             JOIN pg_class r ON r.oid = pg_partition_root(i.indexrelid) \
+             WHERE t.level > 0 AND r.oid <> c.oid",
+            &[&table],
+        )
+        .pg_context("reading the partitions' indexes")?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Ok(Relations {
+        table: name.to_string(),
+        partitions,
+        index_root,
+    })
 }
 
 /// What one partition has of one managed index.

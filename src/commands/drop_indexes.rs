@@ -5,9 +5,11 @@
 //! managed table is dropped (a same-named index on another table is refused).
 //! It takes the same run lock as create-indexes, so a drop never races a build.
 
+use crate::catalog::partitions::{self, INDEX_TREE_SIZE};
 use crate::commands::create_indexes::report::{duration_cell, size_cell, write_sql};
 use crate::config::Config;
 use crate::ddl::executor::{Executor, Task};
+use crate::ddl::plan::partitioned::drop_partitioned;
 use crate::ddl::settings::{SessionArgs, SessionSettings};
 use crate::ddl::{plan, progress, Target};
 use crate::report::{self, Outcome, Report};
@@ -66,11 +68,16 @@ pub struct DropIndexesReport {
     pub indexes: Vec<DroppedIndex>,
     pub dry_run: bool,
     pub interrupted: bool,
+    /// What the drops lock, on a partitioned table.
+    pub notices: Vec<String>,
     pub sql: Vec<String>,
 }
 
 impl Report for DropIndexesReport {
     fn render_table(&self, w: &mut dyn Write) -> Result<()> {
+        for notice in &self.notices {
+            writeln!(w, "note: {notice}")?;
+        }
         let mut t = report::table();
         t.set_header(["index", "status", "duration ms", "size"]);
         for i in &self.indexes {
@@ -152,10 +159,22 @@ pub fn run_with(config: &Config, args: &DropIndexesArgs, stop: &Stop) -> Result<
                 error: Some("interrupted while waiting for the run lock".into()),
             })
             .collect();
-        return Ok(assemble(rows, false, true, Vec::new()));
+        return Ok(assemble(rows, false, true, Vec::new(), Vec::new()));
     }
 
     let control = &mut target.control;
+    let tree = partitions::tree(&mut control.client, &set.table().qualified_table())?;
+    let mut notices = Vec::new();
+    if let Some(tree) = &tree {
+        notices.push(format!(
+            "the table is partitioned ({} partitions): a partitioned index cannot be dropped concurrently, so each \
+             DROP INDEX takes ACCESS EXCLUSIVE on the table and every partition for a moment; it waits at most the \
+             lock timeout ({}) for them, then retries ({} retries)",
+            tree.partitions.len(),
+            humantime::format_duration(settings.lock_timeout),
+            settings.lock_retries
+        ));
+    }
     let mut rows = Vec::new();
     let mut tasks = Vec::new();
     for (id, spec) in chosen.iter().enumerate() {
@@ -164,9 +183,12 @@ pub fn run_with(config: &Config, args: &DropIndexesArgs, stop: &Stop) -> Result<
             ..(*spec).clone()
         };
         let found = control.client.query_opt(
-            "SELECT t.relname::text, pg_relation_size(c.oid) FROM pg_class c \
+            format!(
+                "SELECT t.relname::text, {INDEX_TREE_SIZE} FROM pg_class c \
              JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_class t ON t.oid = i.indrelid \
-             WHERE c.relname = $1 AND c.relnamespace = $2::text::regnamespace",
+             WHERE c.relname = $1 AND c.relnamespace = $2::text::regnamespace"
+            )
+            .as_str(),
             &[&spec.name, &target.schema],
         )?;
         let (status, size, error) = match found {
@@ -183,7 +205,11 @@ pub fn run_with(config: &Config, args: &DropIndexesArgs, stop: &Stop) -> Result<
                 tasks.push(Task {
                     id,
                     name: spec.name.clone(),
-                    steps: vec![plan::drop_step(&spec)],
+                    steps: vec![if tree.is_some() {
+                        drop_partitioned(&spec)
+                    } else {
+                        plan::drop_step(&spec)
+                    }],
                 });
                 let status = if args.session.dry_run {
                     DropStatus::WouldDrop
@@ -204,7 +230,7 @@ pub fn run_with(config: &Config, args: &DropIndexesArgs, stop: &Stop) -> Result<
     }
     let sql: Vec<String> = tasks.iter().map(|t| t.steps[0].sql.clone()).collect();
     if args.session.dry_run {
-        return Ok(assemble(rows, true, false, sql));
+        return Ok(assemble(rows, true, false, notices, sql));
     }
 
     let table_sql = set.table().qualified_table();
@@ -245,7 +271,7 @@ pub fn run_with(config: &Config, args: &DropIndexesArgs, stop: &Stop) -> Result<
             }
         }
     }
-    Ok(assemble(rows, false, outcome.interrupted, sql))
+    Ok(assemble(rows, false, outcome.interrupted, notices, sql))
 }
 
 /// The named specs (all when none are named); an unknown name is an error listing the managed ones.
@@ -272,6 +298,7 @@ fn assemble(
     indexes: Vec<DroppedIndex>,
     dry_run: bool,
     interrupted: bool,
+    notices: Vec<String>,
     sql: Vec<String>,
 ) -> DropIndexesReport {
     let n = |s: &[DropStatus]| indexes.iter().filter(|i| s.contains(&i.status)).count();
@@ -285,6 +312,7 @@ fn assemble(
         indexes,
         dry_run,
         interrupted,
+        notices,
         sql,
     }
 }

@@ -184,6 +184,8 @@ mod tests {
             size_bytes: 0,
             oid: (state != State::Missing).then_some(7),
             served_by: None,
+            partitions: None,
+            replacement: None,
         }
     }
 

@@ -28,6 +28,7 @@ fn the_tour_drop() {
         false,
         false,
         vec![],
+        vec![],
     );
     assert_eq!(r.outcome(), Outcome::Clean);
     assert_formats!("dropped", r);
@@ -47,7 +48,7 @@ fn a_dry_run_shows_the_sql() {
             )
         })
         .collect();
-    assert_formats!("dry-run", assemble(rows, true, false, sql));
+    assert_formats!("dry-run", assemble(rows, true, false, Vec::new(), sql));
 }
 
 #[test]
@@ -71,6 +72,7 @@ fn absent_refused_and_failed_indexes() {
         rows,
         false,
         false,
+        vec![],
         vec!["DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"idx_orders_store_date\"".into()],
     );
     assert_eq!(r.outcome(), Outcome::Findings);
@@ -86,12 +88,27 @@ fn interrupted_while_waiting_for_the_run_lock() {
             ..row(i, DropStatus::NotStarted, 0.0)
         })
         .collect();
-    let r = assemble(rows, false, true, Vec::new());
+    let r = assemble(rows, false, true, Vec::new(), Vec::new());
     assert_eq!(r.outcome(), Outcome::Interrupted);
     assert_formats!("interrupted", r);
 }
 
 #[test]
+fn a_partitioned_table_says_what_its_drop_locks() {
+    let r = assemble(
+        vec![row(8, DropStatus::WouldDrop, 0.0)],
+        true,
+        false,
+        vec!["the table is partitioned (13 partitions): a partitioned index cannot be dropped concurrently, so each DROP INDEX takes ACCESS EXCLUSIVE on the table and every partition for a moment; it waits at most the lock timeout (1m) for them, then retries (3 retries)".into()],
+        vec!["DROP INDEX IF EXISTS \"public\".\"idx_orders_scene\"".into()],
+    );
+    assert_formats!("partitioned", r);
+}
+
+#[test]
 fn nothing_selected() {
-    assert_formats!("empty", assemble(Vec::new(), false, false, Vec::new()));
+    assert_formats!(
+        "empty",
+        assemble(Vec::new(), false, false, Vec::new(), Vec::new())
+    );
 }

@@ -4,6 +4,7 @@
 
 use super::VerifyArgs;
 use crate::catalog::indexes::resolve_table;
+use crate::catalog::partitions::{relations, Relations};
 use crate::config::Config;
 use crate::db::{self, PgContext};
 use crate::ident::quote_qualified;
@@ -92,6 +93,10 @@ pub struct Ctx<'a> {
     params: HashMap<String, ParamPool>,
     /// What the indexes check read from the server, for the per-index figures.
     pub live_indexes: Option<Vec<crate::catalog::indexes::LiveIndex>>,
+    relations: Option<Relations>,
+    /// Per query, the partitions its plan reads of all (the planner check's
+    /// EXPLAINs, shown by the speed check).
+    pub pruning: HashMap<String, (usize, usize)>,
 }
 
 impl<'a> Ctx<'a> {
@@ -131,6 +136,8 @@ impl<'a> Ctx<'a> {
             table: None,
             params: HashMap::new(),
             live_indexes: None,
+            relations: None,
+            pruning: HashMap::new(),
         })
     }
 
@@ -200,6 +207,17 @@ impl<'a> Ctx<'a> {
         let table = Table { schema, name };
         self.table = Some(table.clone());
         Ok(table)
+    }
+
+    /// The names plans read the table under (its partitions, their indexes).
+    pub fn relations(&mut self) -> Result<Relations> {
+        if let Some(r) = &self.relations {
+            return Ok(r.clone());
+        }
+        let table = self.table()?;
+        let relations = relations(self.client()?, &table.qualified(), &table.name)?;
+        self.relations = Some(relations.clone());
+        Ok(relations)
     }
 
     /// One row of bound parameters for `spec`, drawn from the data; the

@@ -4,14 +4,15 @@
 //! exact SQL that repairs it when not.
 
 use super::context::Ctx;
+use super::redundancy::drop_fix;
 use super::report::IndexFigures;
 use super::Verdict;
 use crate::catalog::indexes::{inspect_table, LiveIndex, State};
-use crate::catalog::partitions::{Cover, PartitionCover};
+use crate::catalog::partitions::{Cover, PartitionCover, INDEX_TREE_SCANS};
 use crate::catalog::shapes;
 use crate::db::PgContext;
 use crate::ddl::plan::replace_sql;
-use crate::ident::quote_ident;
+use crate::ident::{quote_ident, quote_qualified};
 use crate::sqlfiles::IndexSpec;
 use anyhow::Result;
 
@@ -106,10 +107,12 @@ pub fn indexes(ctx: &mut Ctx) -> Result<Verdict> {
             "{}: INVALID and not in the managed set: it costs every write and serves no read",
             stray.name
         ));
+        let drop = drop_fix(
+            found.tree.is_some(),
+            &quote_qualified(Some(&table.schema), &stray.name),
+        );
         fixes.push(format!(
-            "DROP INDEX CONCURRENTLY IF EXISTS {}.{};  -- then rebuild it if it is wanted: {}",
-            quote_ident(&table.schema),
-            quote_ident(&stray.name),
+            "{drop}  -- then rebuild it if it is wanted: {}",
             stray.definition
         ));
     }
@@ -266,7 +269,11 @@ pub fn figures(ctx: &mut Ctx) -> Result<(Vec<IndexFigures>, Option<f64>)> {
     let client = ctx.client()?;
     let scans: std::collections::HashMap<String, i64> = client
         .query(
-            "SELECT indexrelname::text, idx_scan FROM pg_stat_user_indexes WHERE relid = to_regclass($1)",
+            format!(
+                "SELECT c.relname::text, {INDEX_TREE_SCANS} FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                 WHERE i.indrelid = to_regclass($1)"
+            )
+            .as_str(),
             &[&qualified],
         )
         .pg_context("reading the indexes' scan counters")?

@@ -5,6 +5,7 @@
 
 use super::context::Ctx;
 use super::{median, Verdict};
+use crate::catalog::partitions::Relations;
 use crate::db::describe_pg_error;
 use crate::db::read_only;
 use crate::db::PgContext;
@@ -14,19 +15,23 @@ use crate::sqlfiles::QuerySpec;
 use anyhow::{anyhow, Result};
 use postgres::error::SqlState;
 use serde_json::Value;
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 /// How a plan reads one table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Access {
-    /// Sequential scans of the table (parallel ones included).
+    /// Sequential scans of the table or its partitions (parallel ones included).
     pub seq_scans: usize,
-    /// Indexes the plan reads the table through, in plan order, without repeats.
+    /// Indexes the plan reads the table through, in plan order, without
+    /// repeats; a partition's index is named by the table's index it is attached to.
     pub indexes: Vec<String>,
+    /// The partitions the plan reads (after pruning), when it reads any.
+    pub partitions: HashSet<String>,
 }
 
-/// Walks an EXPLAIN (FORMAT JSON) document and reports how it reaches `table`.
-pub fn access(explain: &Value, table: &str) -> Access {
+/// Walks an EXPLAIN (FORMAT JSON) document and reports how it reaches the table.
+pub fn access(explain: &Value, table: &Relations) -> Access {
     let mut acc = Access::default();
     let roots = explain.as_array().map(Vec::as_slice).unwrap_or_default();
     for root in roots {
@@ -37,10 +42,17 @@ pub fn access(explain: &Value, table: &str) -> Access {
     acc
 }
 
-fn walk(node: &Value, table: &str, in_bitmap_of_table: bool, acc: &mut Access) {
+fn walk(node: &Value, table: &Relations, in_bitmap_of_table: bool, acc: &mut Access) {
     let kind = node.get("Node Type").and_then(Value::as_str).unwrap_or("");
-    let on_table = node.get("Relation Name").and_then(Value::as_str) == Some(table);
-    let index = node.get("Index Name").and_then(Value::as_str);
+    let relation = node.get("Relation Name").and_then(Value::as_str);
+    let on_table = relation.is_some_and(|r| table.covers(r));
+    if let Some(r) = relation.filter(|r| table.partitions.contains(*r)) {
+        acc.partitions.insert(r.to_string());
+    }
+    let index = node
+        .get("Index Name")
+        .and_then(Value::as_str)
+        .map(|i| table.root_index(i));
     match kind {
         "Seq Scan" if on_table => acc.seq_scans += 1,
         "Index Scan" | "Index Only Scan" if on_table => note(index, acc),
@@ -69,6 +81,8 @@ pub fn planner(ctx: &mut Ctx) -> Result<Verdict> {
     let table = ctx.table()?;
     let queries = ctx.queries()?;
     let seed = ctx.config.benchmark.seed;
+    let relations = ctx.relations()?;
+    let mut pruning = Vec::new();
     let mut good = Vec::new();
     let mut bad = Vec::new();
     let mut not_expected = Vec::new();
@@ -86,9 +100,16 @@ pub fn planner(ctx: &mut Ctx) -> Result<Verdict> {
         .with_pg_context(|| format!("EXPLAIN of query {}", q.name))?;
         let raw: RawValue = row.get(0);
         let doc: Value = serde_json::from_slice(raw.bytes.as_deref().unwrap_or(b"null"))?;
-        let acc = access(&doc, &table.name);
+        let acc = access(&doc, &relations);
+        let pruned = if relations.partitions.is_empty() {
+            String::new()
+        } else {
+            let touched = (acc.partitions.len(), relations.partitions.len());
+            pruning.push((q.name.clone(), touched));
+            format!(" ({} of {} partitions)", touched.0, touched.1)
+        };
         if acc.seq_scans == 0 && !acc.indexes.is_empty() {
-            good.push(format!("{}: {}", q.name, acc.indexes.join(", ")));
+            good.push(format!("{}: {}{pruned}", q.name, acc.indexes.join(", ")));
             continue;
         }
         let shown = if params.is_empty() {
@@ -97,11 +118,15 @@ pub fn planner(ctx: &mut Ctx) -> Result<Verdict> {
             format!(" (parameters {})", literals(client, &params)?.join(", "))
         };
         bad.push(if acc.seq_scans > 0 {
-            format!("{}: Seq Scan on {}{shown}", q.name, table.name)
+            format!("{}: Seq Scan on {}{pruned}{shown}", q.name, table.name)
         } else {
-            format!("{}: reads {} through no index{shown}", q.name, table.name)
+            format!(
+                "{}: reads {} through no index{pruned}{shown}",
+                q.name, table.name
+            )
         });
     }
+    ctx.pruning.extend(pruning);
     let skipped = if not_expected.is_empty() {
         String::new()
     } else {
@@ -171,7 +196,10 @@ pub fn speed(ctx: &mut Ctx) -> Result<Verdict> {
             chunk
                 .iter()
                 .map(|(name, t)| match t {
-                    Timing::Median(ms) => format!("{name} {ms:.2}"),
+                    Timing::Median(ms) => match ctx.pruning.get(name) {
+                        Some((n, of)) => format!("{name} {ms:.2} ({n}/{of} partitions)"),
+                        None => format!("{name} {ms:.2}"),
+                    },
                     Timing::TimedOut => format!("{name} over {timeout_ms}"),
                 })
                 .collect::<Vec<_>>()
@@ -267,20 +295,46 @@ mod tests {
                     {"Node Type": "Bitmap Index Scan", "Index Name": "idx_a"},
                     {"Node Type": "Bitmap Index Scan", "Index Name": "idx_b"}]}]}]}}]);
         assert_eq!(
-            access(&bitmap, "orders"),
+            access(&bitmap, &Relations::single("orders")),
             Access {
                 seq_scans: 0,
-                indexes: vec!["idx_a".into(), "idx_b".into()]
+                indexes: vec!["idx_a".into(), "idx_b".into()],
+                partitions: HashSet::new(),
             }
         );
+        // On a partitioned table: partitions' scans count, named by the managed index.
+        let pruned = json!([{"Plan": {"Node Type": "Append", "Plans": [
+            {"Node Type": "Index Scan", "Relation Name": "orders_2025_03", "Index Name": "idx_a__orders_2025_03"},
+            {"Node Type": "Bitmap Heap Scan", "Relation Name": "orders_2025_04", "Plans": [
+                {"Node Type": "Bitmap Index Scan", "Index Name": "orders_2025_04_store_name_idx"}]},
+            {"Node Type": "Seq Scan", "Relation Name": "stores"}]}}]);
+        let rels = Relations {
+            table: "orders".into(),
+            partitions: ["orders_2025_03", "orders_2025_04", "orders_2025_05"]
+                .map(String::from)
+                .into(),
+            index_root: [
+                ("idx_a__orders_2025_03", "idx_a"),
+                ("orders_2025_04_store_name_idx", "idx_a"),
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .into(),
+        };
+        let acc = access(&pruned, &rels);
+        assert_eq!(acc.indexes, ["idx_a"]);
+        assert_eq!(acc.seq_scans, 0);
+        assert_eq!(acc.partitions.len(), 2);
         let mixed = json!([{"Plan": {"Node Type": "Nested Loop", "Plans": [
             {"Node Type": "Index Only Scan", "Relation Name": "orders", "Index Name": "idx_c"},
             {"Node Type": "Seq Scan", "Relation Name": "orders", "Parallel Aware": true},
             {"Node Type": "Seq Scan", "Relation Name": "stores"},
             {"Node Type": "Index Scan", "Relation Name": "stores", "Index Name": "stores_pkey"}]}}]);
-        let acc = access(&mixed, "orders");
+        let acc = access(&mixed, &Relations::single("orders"));
         assert_eq!(acc.seq_scans, 1);
         assert_eq!(acc.indexes, ["idx_c"]);
-        assert_eq!(access(&json!(null), "orders"), Access::default());
+        assert_eq!(
+            access(&json!(null), &Relations::single("orders")),
+            Access::default()
+        );
     }
 }

@@ -6,7 +6,8 @@
 
 use super::context::Ctx;
 use super::Verdict;
-use crate::ident::quote_ident;
+use crate::catalog::partitions::{INDEX_TREE_SCANS, INDEX_TREE_SIZE};
+use crate::ident::quote_qualified;
 use anyhow::Result;
 
 /// One key column: what it indexes and how (two keys match only if all agree).
@@ -131,19 +132,18 @@ pub fn redundancy(ctx: &mut Ctx) -> Result<Verdict> {
         .collect();
     let origin = ctx.index_set()?.origin.clone();
     let client = ctx.client()?;
-    let rows = client.query(
+    let sql = format!(
         "SELECT c.relname::text, am.amname::text, i.indisunique OR i.indisprimary OR i.indisexclusion, \
                 i.indnkeyatts::int, \
                 ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnatts) k), \
                 i.indclass::oid[], i.indcollation::oid[], i.indoption::int2[], \
                 COALESCE(pg_get_expr(i.indpred, i.indrelid, true), ''), \
-                COALESCE(s.idx_scan, 0), pg_relation_size(c.oid) \
+                {INDEX_TREE_SCANS}, {INDEX_TREE_SIZE} \
          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam \
-         LEFT JOIN pg_stat_user_indexes s ON s.indexrelid = i.indexrelid \
          WHERE i.indrelid = to_regclass($1) AND i.indisvalid AND i.indisready AND i.indislive \
-         ORDER BY c.relname",
-        &[&table.qualified()],
-    )?;
+         ORDER BY c.relname"
+    );
+    let rows = client.query(sql.as_str(), &[&table.qualified()])?;
     let indexes: Vec<IndexKeys> = rows
         .iter()
         .map(|r| {
@@ -204,6 +204,7 @@ pub fn redundancy(ctx: &mut Ctx) -> Result<Verdict> {
         ))
     };
 
+    let partitioned = !ctx.relations()?.partitions.is_empty();
     let found = redundant(&indexes);
     let mut lines = Vec::new();
     let mut fixes = Vec::new();
@@ -218,11 +219,7 @@ pub fn redundancy(ctx: &mut Ctx) -> Result<Verdict> {
             line.push_str(&format!(" (also by {})", others.join(", ")));
         }
         lines.push(line);
-        let drop = format!(
-            "DROP INDEX CONCURRENTLY IF EXISTS {}.{};",
-            quote_ident(&table.schema),
-            quote_ident(&a.name)
-        );
+        let drop = drop_fix(partitioned, &quote_qualified(Some(&table.schema), &a.name));
         fixes.push(if !managed.contains(&a.name) {
             drop
         } else if origin.starts_with("built-in") {
@@ -367,5 +364,17 @@ mod tests {
             names(&all),
             ["idx_orders_store_channel", "idx_orders_store_date"]
         );
+    }
+}
+
+/// The statement that drops `index` (qualified, quoted) with the least
+/// locking the server allows: concurrently, except on a partitioned table.
+pub fn drop_fix(partitioned: bool, index: &str) -> String {
+    if partitioned {
+        format!(
+            "DROP INDEX IF EXISTS {index};  -- a partitioned index cannot be dropped concurrently: this takes ACCESS EXCLUSIVE on the table and every partition for a moment; run it under SET lock_timeout = '5s'"
+        )
+    } else {
+        format!("DROP INDEX CONCURRENTLY IF EXISTS {index};")
     }
 }

@@ -2,7 +2,7 @@
 //! by hand with the README tour's figures: a build, a dry run, a run with
 //! failures and drift, an interrupted run and an empty index set.
 
-use super::{CreateIndexesReport, IndexResult, Status, Summary};
+use super::{CreateIndexesReport, IndexResult, PartitionsDone, Status, Summary};
 use crate::report::snapshot::assert_formats;
 use crate::report::{Outcome, Report};
 
@@ -51,6 +51,7 @@ fn indexes(status: Status) -> Vec<IndexResult> {
                     0
                 },
                 error: None,
+                partitions: None,
                 columns: columns.into(),
             }
         })
@@ -164,6 +165,40 @@ fn an_interrupted_build_shows_how_far_it_got() {
     };
     assert_eq!(r.outcome(), Outcome::Interrupted);
     assert_formats!("interrupted", r);
+}
+
+#[test]
+fn a_partitioned_table_counts_partitions() {
+    let mut rows = indexes(Status::Created);
+    for row in &mut rows {
+        row.partitions = Some(PartitionsDone {
+            done: 13,
+            total: 13,
+            built: 13,
+        });
+    }
+    rows[0] = IndexResult {
+        status: Status::Completed,
+        duration_ms: 12.5,
+        partitions: Some(PartitionsDone {
+            done: 13,
+            total: 13,
+            built: 1,
+        }),
+        ..rows[0].clone()
+    };
+    rows[1] = IndexResult {
+        status: Status::Failed,
+        partitions: Some(PartitionsDone { done: 7, total: 13, built: 7 }),
+        error: Some("7 of 13 partitions done; idx_orders_store_channel on public.orders_2025_07: lock timeout: waited longer than 1s for its lock on the table; the next run builds only what is still missing".into()),
+        ..rows[1].clone()
+    };
+    let r = CreateIndexesReport {
+        notices: vec!["the table is partitioned (13 partitions): each index is made ON ONLY the table, then built CONCURRENTLY on each partition and attached to it; it turns valid once every partition has it".into()],
+        ..report(rows)
+    };
+    assert_eq!(r.outcome(), Outcome::Findings);
+    assert_formats!("partitioned", r);
 }
 
 #[test]
