@@ -9,6 +9,7 @@ fn tour() -> SeedReport {
     SeedReport {
         database: "o2o_dashboard".into(),
         table: "orders".into(),
+        partitions: None,
         orders: 93_728,
         stores: 4,
         seed: 42,
@@ -32,6 +33,18 @@ fn no_orders_and_an_empty_table() {
             duration_ms: 3.5,
             rows_per_second: 0.0,
             table_bytes: 8192,
+            ..tour()
+        }
+    );
+}
+
+#[test]
+fn a_partitioned_table() {
+    assert_formats!(
+        "partitioned",
+        SeedReport {
+            partitions: Some(14),
+            table_bytes: 20_676_608,
             ..tour()
         }
     );
