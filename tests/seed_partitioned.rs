@@ -299,3 +299,59 @@ fn seed_partition_by_without_a_table_says_how_to_create_it() {
         support::stderr(&out)
     );
 }
+
+#[test]
+fn seed_partition_by_refuses_what_it_cannot_partition() {
+    // A table of a month's name that is not a partition: its orders would go to the default.
+    let db = TestDb::empty("seed_part_stray");
+    db.client()
+        .batch_execute(seed::SCHEMA_PARTITIONED_SQL)
+        .unwrap();
+    db.client()
+        .batch_execute("CREATE TABLE orders_2025_05 (note text)")
+        .unwrap();
+    let out = support::run(
+        db.cmd()
+            .args(["seed", "--partition-by", "month", "--orders", "100"]),
+        2,
+    );
+    assert!(
+        support::stderr(&out).contains(
+            "orders_2025_05 in schema public exists but is not a partition of orders, so its \
+             month's orders would land in the default partition; rename or drop it, or seed \
+             another database. Nothing was changed"
+        ),
+        "{}",
+        support::stderr(&out)
+    );
+    assert_eq!(partitions(&db), ["orders_default"]);
+    assert_eq!(db.scalar_i64("SELECT count(*) FROM orders"), 0);
+
+    // A table partitioned another way.
+    let db = TestDb::empty("seed_part_other_key");
+    db.client()
+        .batch_execute(
+            "CREATE TABLE orders (order_id bigint, date date, channel text) PARTITION BY LIST (channel)",
+        )
+        .unwrap();
+    let out = support::run(
+        db.cmd().args([
+            "seed",
+            "--create-schema",
+            "--partition-by",
+            "month",
+            "--orders",
+            "100",
+        ]),
+        2,
+    );
+    assert!(
+        support::stderr(&out).contains(
+            "is partitioned by LIST (channel), but --partition-by month makes partitions of \
+             RANGE (date)"
+        ),
+        "{}",
+        support::stderr(&out)
+    );
+    assert_eq!(inherits_count(&db), 0);
+}
