@@ -12,6 +12,21 @@ pub const DEFAULT_STORES: u32 = 4;
 /// Business dates run for one year up to this day (the report's date), as days since 2000-01-01.
 pub const LAST_DATE: i32 = days_from_civil(2025, 12, 10);
 pub const DAYS: i32 = 365;
+/// The first business date, as days since 2000-01-01.
+pub const FIRST_DATE: i32 = LAST_DATE - DAYS + 1;
+
+/// The calendar months (year, month) the business dates fall in, oldest
+/// first: what a table partitioned by month needs a partition for.
+pub fn months() -> Vec<(i32, u32)> {
+    let (mut y, mut m, _) = civil_from_days(FIRST_DATE);
+    let (last_y, last_m, _) = civil_from_days(LAST_DATE);
+    let mut out = Vec::new();
+    while (y, m) <= (last_y, last_m) {
+        out.push((y, m));
+        (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    }
+    out
+}
 
 /// SplitMix64: small, fast, and the same sequence on every platform for a given seed.
 #[derive(Debug, Clone)]
@@ -173,7 +188,7 @@ impl Generator {
         let product_weights = cumulative((0..PRODUCTS.len() as u32).map(|i| 1000 / (i + 3)));
         // Weekends are busier; the year slowly grows.
         let day_weights = cumulative((0..DAYS).map(|d| {
-            let date = LAST_DATE - DAYS + 1 + d;
+            let date = FIRST_DATE + d;
             let weekday = (date + 5).rem_euclid(7); // 2000-01-01 was a Saturday: 0 = Monday
             let weekend = if weekday >= 5 { 14 } else { 10 };
             (weekend * (100 + d as u32 / 4)) / 10
@@ -200,7 +215,7 @@ impl Generator {
         let channel = CHANNELS[r.weighted(&self.channel_weights)];
         let (period, first_hour, hours, _) = TIME_PERIODS[r.weighted(&self.period_weights)];
         let product = PRODUCTS[r.weighted(&self.product_weights)];
-        let date = LAST_DATE - DAYS + 1 + r.weighted(&self.day_weights) as i32;
+        let date = FIRST_DATE + r.weighted(&self.day_weights) as i32;
         let second_of_day = i64::from(first_hour) * 3600 + r.below(u64::from(hours) * 3600) as i64;
         let scene = match (channel.0, r.below(10)) {
             ("门店自提", 0..=5) => "到店自取",
@@ -274,6 +289,19 @@ mod tests {
         for d in -1000..20_000 {
             let (y, m, dd) = civil_from_days(d);
             assert_eq!(days_from_civil(y, m, dd), d);
+        }
+    }
+
+    #[test]
+    fn the_months_cover_every_date() {
+        let months = months();
+        assert_eq!(months.first(), Some(&(2024, 12)));
+        assert_eq!(months.last(), Some(&(2025, 12)));
+        assert_eq!(months.len(), 13);
+        let mut g = Generator::new(3, 4);
+        for id in 1..5000 {
+            let (y, m, _) = civil_from_days(g.next_order(id).date);
+            assert!(months.contains(&(y, m)), "{y}-{m}");
         }
     }
 

@@ -20,6 +20,7 @@ mod readme;
 mod safety;
 mod secrets;
 mod seed;
+mod seed_partitioned;
 mod shell;
 mod tls;
 mod verify;

@@ -20,6 +20,11 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = crate::seed_data::DEFAULT_STORES)]
     pub stores: u32,
 
+    /// Tell the story on a range-partitioned orders table: the seed step runs
+    /// `seed --partition-by month` (a partition per month and a default one)
+    #[arg(long)]
+    pub partitioned: bool,
+
     /// Leave the server running afterwards and print its URL and the command that stops it
     #[arg(long)]
     pub keep: bool,
@@ -52,13 +57,16 @@ pub fn run(config: &Config, args: &DemoArgs, out: &mut dyn Write) -> Result<Outc
         "$ export O2O_DB_URL='{url}'  # every command below connects there; for yours, its URL"
     )?;
 
-    let seed_command = format!(
-        "seed --create-schema --orders {} --stores {}",
-        args.orders, args.stores
-    );
+    let seed_command = seed_command(args);
     let seed_title = format!(
-        "2. Seed {} orders across {} stores",
-        args.orders, args.stores
+        "2. Seed {} orders across {} stores{}",
+        args.orders,
+        args.stores,
+        if args.partitioned {
+            " into monthly partitions"
+        } else {
+            ""
+        }
     );
     let config = &config;
     // Each step runs the very command it prints (see `step`), so the lesson cannot drift.
@@ -117,6 +125,20 @@ pub fn run(config: &Config, args: &DemoArgs, out: &mut dyn Write) -> Result<Outc
     Ok(outcome)
 }
 
+/// The seed step's command line; the other steps run the same on either table.
+fn seed_command(args: &DemoArgs) -> String {
+    format!(
+        "seed --create-schema{} --orders {} --stores {}",
+        if args.partitioned {
+            " --partition-by month"
+        } else {
+            ""
+        },
+        args.orders,
+        args.stores
+    )
+}
+
 /// One step of the story: its heading, the o2o-db command a user would run
 /// for it (`command`: the subcommand and its flags), then that command's
 /// report. The step's arguments are parsed from `command` itself. None when
@@ -147,4 +169,36 @@ where
 fn heading(out: &mut dyn Write, title: &str) -> Result<()> {
     writeln!(out, "\n== {title} ==")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::seed::{PartitionBy, SeedArgs};
+
+    #[test]
+    fn the_partitioned_demo_seeds_a_partitioned_table() {
+        let parse = |args: &DemoArgs| -> SeedArgs {
+            let command = seed_command(args);
+            let flags: Vec<&str> = command.split_whitespace().skip(1).collect();
+            crate::cli::parse_args(&flags).unwrap()
+        };
+        let plain = DemoArgs::default();
+        assert_eq!(
+            seed_command(&plain),
+            "seed --create-schema --orders 93728 --stores 4"
+        );
+        assert_eq!(parse(&plain).partition_by, None);
+        let partitioned = DemoArgs {
+            partitioned: true,
+            ..DemoArgs::default()
+        };
+        assert_eq!(
+            seed_command(&partitioned),
+            "seed --create-schema --partition-by month --orders 93728 --stores 4"
+        );
+        let seed = parse(&partitioned);
+        assert_eq!(seed.partition_by, Some(PartitionBy::Month));
+        assert!(seed.create_schema);
+    }
 }

@@ -2,6 +2,8 @@
 //!
 //! Rows stream from the generator straight into a binary COPY, so memory stays
 //! flat at any row count and the server, not the client, sets the pace.
+//! With `--partition-by` the table is range-partitioned (see `partitions`) and
+//! the rows still go through the parent `orders`.
 
 use crate::config::Config;
 use crate::db::PgContext;
@@ -18,8 +20,15 @@ use serde::Serialize;
 use std::io::Write;
 use std::time::Instant;
 
+pub mod partitions;
+pub use partitions::{OrdersTable, PartitionBy};
+
 /// The orders table's DDL, compiled in.
 pub const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
+
+/// The range-partitioned orders table's DDL (`--partition-by`), compiled in:
+/// the parent and its default partition; the seed adds the monthly ones.
+pub const SCHEMA_PARTITIONED_SQL: &str = include_str!("../../sql/schema_partitioned.sql");
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SeedArgs {
@@ -39,6 +48,16 @@ pub struct SeedArgs {
     #[arg(long)]
     pub create_schema: bool,
 
+    /// Range-partition the orders table on date and load through the parent: a partition
+    /// for each month of the data (13 for its year of dates) and a default one. With
+    /// --create-schema it creates the table (sql/schema_partitioned.sql); on a partitioned
+    /// table it adds the missing months. An unpartitioned orders table is refused (drop it or
+    /// seed another database)
+    ///
+    /// Example: o2o-db seed --create-schema --partition-by month
+    #[arg(long, value_enum, value_name = "BY")]
+    pub partition_by: Option<PartitionBy>,
+
     /// Empty the orders table first; without it, a table that already has rows is refused
     #[arg(long)]
     pub truncate: bool,
@@ -54,6 +73,8 @@ crate::cli::clap_default!(SeedArgs);
 pub struct SeedReport {
     pub database: String,
     pub table: String,
+    /// The table's partitions, the default one included; None for an unpartitioned table.
+    pub partitions: Option<u32>,
     pub orders: u64,
     pub stores: u32,
     pub seed: u64,
@@ -64,13 +85,19 @@ pub struct SeedReport {
 
 impl Report for SeedReport {
     fn render_table(&self, w: &mut dyn Write) -> Result<()> {
+        let partitions = match self.partitions {
+            Some(1) => " (1 partition)".to_string(),
+            Some(n) => format!(" ({n} partitions)"),
+            None => String::new(),
+        };
         writeln!(
             w,
-            "seeded {} orders across {} stores into {}.{} in {:.2} s ({:.0} rows/s, seed {}); table size {}",
+            "seeded {} orders across {} stores into {}.{}{} in {:.2} s ({:.0} rows/s, seed {}); table size {}",
             self.orders,
             self.stores,
             self.database,
             self.table,
+            partitions,
             self.duration_ms / 1000.0,
             self.rows_per_second,
             self.seed,
@@ -90,25 +117,51 @@ pub fn run(config: &Config, args: &SeedArgs) -> Result<SeedReport> {
     }
     let mut client = db::connect(&config.conn)?;
     if args.create_schema {
-        client
-            .batch_execute(SCHEMA_SQL)
-            .pg_context("creating the orders table")?;
+        create_schema(&mut client, config, args.partition_by)?;
     }
     load(&mut client, config, args)
 }
 
-/// Loads orders on an open connection.
+/// Creates the orders table when it is missing: sql/schema.sql, or with
+/// `partition_by` sql/schema_partitioned.sql. An existing table is left as it
+/// is, but one `partition_by` cannot load into is refused before any change.
+pub fn create_schema(
+    client: &mut Client,
+    config: &Config,
+    partition_by: Option<PartitionBy>,
+) -> Result<()> {
+    if let Some(table) = OrdersTable::find(client)? {
+        table.check(partition_by, config)?;
+    }
+    let (sql, what) = match partition_by {
+        None => (SCHEMA_SQL, "creating the orders table"),
+        Some(_) => (
+            SCHEMA_PARTITIONED_SQL,
+            "creating the partitioned orders table",
+        ),
+    };
+    client.batch_execute(sql).pg_context(what)
+}
+
+/// Loads orders on an open connection; with `--partition-by` it first creates
+/// the partitions the orders need, in the load's transaction.
 pub fn load(client: &mut Client, config: &Config, args: &SeedArgs) -> Result<SeedReport> {
     let table = "orders";
+    // The table's kind first: a table --partition-by cannot load into is
+    // refused whether or not it has rows.
+    let Some(orders) = OrdersTable::find(client)? else {
+        bail!(
+            "table orders does not exist in {}; run `o2o-db seed --create-schema{}` to create it",
+            config.conn.target(),
+            args.partition_by
+                .map(|by| format!(" --partition-by {}", by.name()))
+                .unwrap_or_default()
+        );
+    };
+    orders.check(args.partition_by, config)?;
     let existing: i64 = client
         .query_one("SELECT count(*) FROM (SELECT 1 FROM orders LIMIT 1) t", &[])
-        .map_err(|e| match e.as_db_error().map(|d| d.code().code()) {
-            Some("42P01") => anyhow!(
-                "table orders does not exist in {}; run `o2o-db seed --create-schema` to create it",
-                config.conn.target()
-            ),
-            _ => anyhow!("reading orders: {}", describe_pg_error(&e)),
-        })?
+        .map_err(|e| anyhow!("reading orders: {}", describe_pg_error(&e)))?
         .get(0);
     if existing > 0 && !args.truncate {
         bail!(
@@ -121,6 +174,9 @@ pub fn load(client: &mut Client, config: &Config, args: &SeedArgs) -> Result<See
     if args.truncate {
         tx.batch_execute("TRUNCATE orders RESTART IDENTITY")?;
     }
+    if let Some(by) = args.partition_by {
+        orders.create_partitions(&mut tx, by)?;
+    }
     let sink = tx
         .copy_in(
             "COPY orders (order_id, order_no, date, order_time, store_name, channel, product_name, \
@@ -128,6 +184,7 @@ pub fn load(client: &mut Client, config: &Config, args: &SeedArgs) -> Result<See
              FROM STDIN (FORMAT binary)",
         )
         .pg_context("starting COPY into orders")?;
+    let copy_failed = copy_failed_context(&orders, args.partition_by);
     let types = [
         Type::INT8,
         Type::TEXT,
@@ -170,12 +227,12 @@ pub fn load(client: &mut Client, config: &Config, args: &SeedArgs) -> Result<See
                 &Cents(o.cost),
                 &Cents(o.profit),
             ])
-            .pg_context("COPY into orders failed")?;
+            .pg_context(&copy_failed)?;
         if id % 8192 == 0 {
             bar.set_position(id as u64);
         }
     }
-    writer.finish().pg_context("COPY into orders failed")?;
+    writer.finish().pg_context(&copy_failed)?;
     // Explicit ids skip the identity sequence: move it past them for later inserts.
     tx.execute(
         "SELECT setval(pg_get_serial_sequence('orders', 'order_id'), greatest((SELECT max(order_id) FROM orders), 1))",
@@ -185,17 +242,28 @@ pub fn load(client: &mut Client, config: &Config, args: &SeedArgs) -> Result<See
     bar.finish_and_clear();
     if !args.no_analyze {
         flush_table_counters(client)?;
+        // On a partitioned table this vacuums and analyzes each partition and
+        // analyzes the parent as well (its statistics of the whole tree).
         client
             .batch_execute("VACUUM (ANALYZE) orders")
             .pg_context("VACUUM (ANALYZE) orders")?;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    // A partitioned parent has no storage of its own: its size is its partitions'.
     let table_bytes: i64 = client
-        .query_one("SELECT pg_total_relation_size('orders')", &[])?
+        .query_one(
+            "SELECT coalesce((SELECT sum(pg_total_relation_size(relid))::bigint \
+                              FROM pg_partition_tree('orders')), \
+                             pg_total_relation_size('orders'))",
+            &[],
+        )
+        .pg_context("reading the size of orders")?
         .get(0);
+    let partitions = orders.partition_count(client)?;
     Ok(SeedReport {
         database: config.conn.dbname.clone().unwrap_or_default(),
         table: table.into(),
+        partitions,
         orders: args.orders,
         stores: args.stores,
         seed: args.seed,
@@ -203,6 +271,19 @@ pub fn load(client: &mut Client, config: &Config, args: &SeedArgs) -> Result<See
         rows_per_second: args.orders as f64 / elapsed.max(1e-9),
         table_bytes,
     })
+}
+
+/// What a failed COPY says it was doing; on a partitioned table without
+/// `--partition-by`, a row no partition takes fails it, so it says what would.
+fn copy_failed_context(orders: &OrdersTable, partition_by: Option<PartitionBy>) -> String {
+    match (orders.partitioned(), partition_by) {
+        (true, None) => format!(
+            "COPY into orders failed (the table is partitioned: when no partition takes a row, \
+             `--partition-by {}` adds one for each month of the orders)",
+            PartitionBy::Month.name()
+        ),
+        _ => "COPY into orders failed".into(),
+    }
 }
 
 /// Makes the server count the loaded rows before ANALYZE resets the count.

@@ -98,6 +98,50 @@ impl TestDb {
         db
     }
 
+    /// A database holding `orders` synthetic orders (4 stores, seed 42) in the
+    /// range-partitioned table of `seed --create-schema --partition-by month`
+    /// (a partition per month and a default one), created by the CLI's own
+    /// functions, copied from a template seeded once per process.
+    pub fn seeded_partitioned(label: &str, orders: u64) -> TestDb {
+        let template = format!("o2o_template_partitioned_{orders}");
+        {
+            let mut done = TEMPLATES.lock().unwrap_or_else(|e| e.into_inner());
+            if !done.contains(&template) {
+                sandbox()
+                    .create_database(&template)
+                    .expect("create template");
+                let t = TestDb::named(template.clone());
+                let mut client = t.client();
+                let args = SeedArgs {
+                    orders,
+                    create_schema: true,
+                    partition_by: Some(seed::PartitionBy::Month),
+                    ..SeedArgs::default()
+                };
+                seed::create_schema(&mut client, &t.config(), args.partition_by)
+                    .expect("partitioned schema");
+                seed::load(&mut client, &t.config(), &args).expect("seed template");
+                drop(client);
+                std::mem::forget(t); // the template outlives every test that copies it
+                done.push(template.clone());
+            }
+        }
+        let name = unique_name(label);
+        let mut admin = o2o_db::db::connect(&sandbox().conn_info("postgres")).expect("admin");
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
+            ))
+            .expect("copy template");
+        let db = TestDb::named(name);
+        // Statistics are not copied with the template's pg_stat: analyze again
+        // (the parent and, through it, every partition).
+        db.client()
+            .batch_execute("ANALYZE orders")
+            .expect("analyze");
+        db
+    }
+
     fn named(name: String) -> TestDb {
         let conn = sandbox().conn_info(&name);
         TestDb { name, conn }

@@ -1,5 +1,6 @@
 //! Snapshots of the seed report in every format, from reports built by hand
-//! (the README tour's figures), so its one line cannot change unseen.
+//! (the README's figures: the tour, the partitioned seed), so its one line
+//! cannot change unseen.
 
 use super::SeedReport;
 use crate::report::snapshot::assert_formats;
@@ -9,6 +10,7 @@ fn tour() -> SeedReport {
     SeedReport {
         database: "o2o_dashboard".into(),
         table: "orders".into(),
+        partitions: None,
         orders: 93_728,
         stores: 4,
         seed: 42,
@@ -35,4 +37,30 @@ fn no_orders_and_an_empty_table() {
             ..tour()
         }
     );
+}
+
+/// The README's `seed --create-schema --partition-by month` on a fresh database.
+#[test]
+fn a_partitioned_table() {
+    assert_formats!(
+        "partitioned",
+        SeedReport {
+            database: "o2o_partitioned".into(),
+            partitions: Some(14),
+            duration_ms: 2079.5,
+            rows_per_second: 45_072.0,
+            table_bytes: 20_873_216,
+            ..tour()
+        }
+    );
+}
+
+#[test]
+fn one_partition_is_one() {
+    use crate::report::{snapshot::rendered, Format};
+    let one = SeedReport {
+        partitions: Some(1),
+        ..tour()
+    };
+    assert!(rendered(&one, Format::Table).contains("into o2o_dashboard.orders (1 partition) in "));
 }
