@@ -14,6 +14,7 @@ mod fuzz;
 mod index_state;
 mod monitoring;
 mod params;
+mod partitioned;
 mod pool;
 mod pool_status;
 mod readme;

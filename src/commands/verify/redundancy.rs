@@ -244,6 +244,18 @@ pub fn redundancy(ctx: &mut Ctx) -> Result<Verdict> {
     Ok(Verdict::warn(lines.join("\n"), fixes.join("\n")))
 }
 
+/// The statement that drops `index` (qualified, quoted) with the least
+/// locking the server allows: concurrently, except on a partitioned table.
+pub fn drop_fix(partitioned: bool, index: &str) -> String {
+    if partitioned {
+        format!(
+            "DROP INDEX IF EXISTS {index};  -- a partitioned index cannot be dropped concurrently: this takes ACCESS EXCLUSIVE on the table and every partition for a moment; run it under SET lock_timeout = '5s'"
+        )
+    } else {
+        format!("DROP INDEX CONCURRENTLY IF EXISTS {index};")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,17 +376,5 @@ mod tests {
             names(&all),
             ["idx_orders_store_channel", "idx_orders_store_date"]
         );
-    }
-}
-
-/// The statement that drops `index` (qualified, quoted) with the least
-/// locking the server allows: concurrently, except on a partitioned table.
-pub fn drop_fix(partitioned: bool, index: &str) -> String {
-    if partitioned {
-        format!(
-            "DROP INDEX IF EXISTS {index};  -- a partitioned index cannot be dropped concurrently: this takes ACCESS EXCLUSIVE on the table and every partition for a moment; run it under SET lock_timeout = '5s'"
-        )
-    } else {
-        format!("DROP INDEX CONCURRENTLY IF EXISTS {index};")
     }
 }
