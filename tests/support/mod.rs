@@ -63,39 +63,7 @@ impl TestDb {
     /// A database holding `orders` synthetic orders (4 stores, seed 42), copied
     /// from a template seeded once per process.
     pub fn seeded(label: &str, orders: u64) -> TestDb {
-        let template = format!("o2o_template_{orders}");
-        {
-            let mut done = TEMPLATES.lock().unwrap_or_else(|e| e.into_inner());
-            if !done.contains(&template) {
-                sandbox()
-                    .create_database(&template)
-                    .expect("create template");
-                let t = TestDb::named(template.clone());
-                let mut client = t.client();
-                client.batch_execute(seed::SCHEMA_SQL).expect("schema");
-                let args = SeedArgs {
-                    orders,
-                    ..SeedArgs::default()
-                };
-                seed::load(&mut client, &t.config(), &args).expect("seed template");
-                drop(client);
-                std::mem::forget(t); // the template outlives every test that copies it
-                done.push(template.clone());
-            }
-        }
-        let name = unique_name(label);
-        let mut admin = o2o_db::db::connect(&sandbox().conn_info("postgres")).expect("admin");
-        admin
-            .batch_execute(&format!(
-                "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
-            ))
-            .expect("copy template");
-        let db = TestDb::named(name);
-        // Statistics are not copied with the template's pg_stat: analyze again.
-        db.client()
-            .batch_execute("ANALYZE orders")
-            .expect("analyze");
-        db
+        TestDb::seeded_with(label, orders, None)
     }
 
     /// A database holding `orders` synthetic orders (4 stores, seed 42) in the
@@ -103,7 +71,16 @@ impl TestDb {
     /// (a partition per month and a default one), created by the CLI's own
     /// functions, copied from a template seeded once per process.
     pub fn seeded_partitioned(label: &str, orders: u64) -> TestDb {
-        let template = format!("o2o_template_partitioned_{orders}");
+        TestDb::seeded_with(label, orders, Some(seed::PartitionBy::Month))
+    }
+
+    fn seeded_with(label: &str, orders: u64, partition_by: Option<seed::PartitionBy>) -> TestDb {
+        let kind = if partition_by.is_some() {
+            "partitioned_"
+        } else {
+            ""
+        };
+        let template = format!("o2o_template_{kind}{orders}");
         {
             let mut done = TEMPLATES.lock().unwrap_or_else(|e| e.into_inner());
             if !done.contains(&template) {
@@ -115,11 +92,10 @@ impl TestDb {
                 let args = SeedArgs {
                     orders,
                     create_schema: true,
-                    partition_by: Some(seed::PartitionBy::Month),
+                    partition_by,
                     ..SeedArgs::default()
                 };
-                seed::create_schema(&mut client, &t.config(), args.partition_by)
-                    .expect("partitioned schema");
+                seed::create_schema(&mut client, &t.config(), args.partition_by).expect("schema");
                 seed::load(&mut client, &t.config(), &args).expect("seed template");
                 drop(client);
                 std::mem::forget(t); // the template outlives every test that copies it
@@ -135,7 +111,7 @@ impl TestDb {
             .expect("copy template");
         let db = TestDb::named(name);
         // Statistics are not copied with the template's pg_stat: analyze again
-        // (the parent and, through it, every partition).
+        // (a partitioned table's parent and, through it, every partition).
         db.client()
             .batch_execute("ANALYZE orders")
             .expect("analyze");
