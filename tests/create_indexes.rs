@@ -110,7 +110,7 @@ fn fresh_database_gets_eleven_created_then_eleven_skipped() {
     let v = json(&out);
     assert_eq!(
         v["summary"],
-        serde_json::json!({"total": 11, "created": 0, "skipped": 11, "rebuilt": 0, "drifted": 0, "failed": 0})
+        serde_json::json!({"total": 11, "created": 0, "skipped": 11, "rebuilt": 0, "completed": 0, "drifted": 0, "failed": 0})
     );
     let first_index = v["indexes"][0].as_object().unwrap();
     let mut keys: Vec<&str> = first_index.keys().map(String::as_str).collect();

@@ -18,15 +18,17 @@ use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
 /// The size of index `c.oid` with its partitions' indexes (a partitioned
-/// index has no storage of its own), for a query that names the index `c`.
+/// index has no storage of its own), for a query that names the index `c`
+/// (pg_partition_tree has no rows for an index outside a partition tree).
 pub const INDEX_TREE_SIZE: &str =
-    "(SELECT COALESCE(sum(pg_relation_size(t.relid)), 0)::int8 FROM pg_partition_tree(c.oid) t)";
+    "(SELECT COALESCE(sum(pg_relation_size(t.relid)), pg_relation_size(c.oid))::int8 \
+     FROM pg_partition_tree(c.oid) t)";
 
 /// The scans of index `c.oid` and of its partitions' indexes (the planner
 /// reads a partition's index, never the partitioned one).
-pub const INDEX_TREE_SCANS: &str =
-    "(SELECT COALESCE(sum(s.idx_scan), 0)::int8 FROM pg_partition_tree(c.oid) t \
-     JOIN pg_stat_user_indexes s ON s.indexrelid = t.relid)";
+pub const INDEX_TREE_SCANS: &str = "(SELECT COALESCE(sum(s.idx_scan), \
+       (SELECT o.idx_scan FROM pg_stat_user_indexes o WHERE o.indexrelid = c.oid), 0)::int8 \
+     FROM pg_partition_tree(c.oid) t JOIN pg_stat_user_indexes s ON s.indexrelid = t.relid)";
 
 /// One partition of the managed table, at any level.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
