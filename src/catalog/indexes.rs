@@ -67,6 +67,24 @@ pub struct Replacement {
 }
 
 impl LiveIndex {
+    /// Index `name` as absent: what the others are built from.
+    pub fn missing(name: &str, expected: String) -> LiveIndex {
+        LiveIndex {
+            name: name.to_string(),
+            state: State::Missing,
+            expected,
+            live: None,
+            valid: false,
+            ready: false,
+            building: false,
+            size_bytes: 0,
+            oid: None,
+            served_by: None,
+            partitions: None,
+            replacement: None,
+        }
+    }
+
     /// (done, total) partitions, on a partitioned table.
     pub fn partitions_done(&self) -> Option<(usize, usize)> {
         self.partitions
@@ -147,20 +165,7 @@ pub fn inspect_table(client: &mut Client, set: &IndexSet) -> Result<Inspection> 
     let mut out = Vec::with_capacity(set.indexes.len());
     for (spec, shape) in set.indexes.iter().zip(wanted) {
         let expected = expected_definition(spec, &real);
-        let missing = LiveIndex {
-            name: spec.name.clone(),
-            state: State::Missing,
-            expected,
-            live: None,
-            valid: false,
-            ready: false,
-            building: false,
-            size_bytes: 0,
-            oid: None,
-            served_by: None,
-            partitions: None,
-            replacement: None,
-        };
+        let missing = LiveIndex::missing(&spec.name, expected);
         let found = on_table.iter().find(|i| i.name == spec.name);
         let covers = |name: &str, index: Option<&TableIndex>| {
             tree.as_ref()

@@ -209,16 +209,6 @@ pub fn run_with(
     }
 
     // Judge the result by what the server has now, not by what we meant to do.
-    let after = match catalog::indexes::built_indexes(&mut control.client, &set, &target.schema) {
-        Ok(after) => Some(after),
-        Err(e) => {
-            notices.push(format!(
-                "could not re-check the indexes after building: {}",
-                describe_pg_error(&e)
-            ));
-            None
-        }
-    };
     let indexes: Vec<IndexResult> = match &tree {
         Some(_) => partitioned::result_rows(
             &mut control.client,
@@ -229,14 +219,27 @@ pub fn run_with(
             &table_name,
             &mut notices,
         ),
-        None => planned
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let now = after.as_ref().map(|a| a.get(&p.spec.name).copied());
-                rows::result_row(i, p, &outcome, now, &table_name)
-            })
-            .collect(),
+        None => {
+            let after =
+                match catalog::indexes::built_indexes(&mut control.client, &set, &target.schema) {
+                    Ok(after) => Some(after),
+                    Err(e) => {
+                        notices.push(format!(
+                            "could not re-check the indexes after building: {}",
+                            describe_pg_error(&e)
+                        ));
+                        None
+                    }
+                };
+            planned
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let now = after.as_ref().map(|a| a.get(&p.spec.name).copied());
+                    rows::result_row(i, p, &outcome, now, &table_name)
+                })
+                .collect()
+        }
     };
     let built = indexes.iter().any(|i| {
         matches!(

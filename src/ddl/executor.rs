@@ -13,7 +13,7 @@ mod cleanup;
 mod run_task;
 mod task;
 
-pub use cleanup::drop_leftover;
+pub use cleanup::{drop_leftover, usable};
 pub use task::{Cleanup, Failure, Observer, RunOutcome, Step, Task, TaskError, TaskResult};
 
 use super::settings::SessionSettings;

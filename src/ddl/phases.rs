@@ -4,7 +4,7 @@
 //! new index turned valid, the swap. A phase's failure for one index keeps
 //! that index out of the later phases; the others go on.
 
-use super::executor::{Executor, Observer, RunOutcome, Task};
+use super::executor::{usable, Executor, Observer, RunOutcome, Task};
 use super::plan::partitioned::Work;
 use postgres::Client;
 use std::collections::HashMap;
@@ -76,7 +76,7 @@ pub fn run(
             if failed(&out, *row).is_some() || !w.left.is_empty() {
                 continue;
             }
-            if valid(control, &w.builds.qualified_name()) {
+            if usable(control, &w.builds.qualified_name()).ok().flatten() == Some(true) {
                 swaps.push(ids.task(*row, format!("{}: swap", w.builds.name), w.swap.clone()));
             } else {
                 out.rows.entry(*row).or_default().errors.push(format!(
@@ -153,16 +153,4 @@ fn record(
     }
     out.interrupted |= phase.interrupted;
     phase.interrupted || phase.stopped_by.is_some() || phase.session_error.is_some()
-}
-
-/// Whether `index` (qualified, quoted) is valid now.
-fn valid(control: &mut Client, index: &str) -> bool {
-    control
-        .query_opt(
-            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)",
-            &[&index],
-        )
-        .ok()
-        .flatten()
-        .is_some_and(|r| r.get(0))
 }

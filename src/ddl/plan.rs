@@ -174,18 +174,10 @@ mod tests {
 
     fn live(state: State, building: bool) -> LiveIndex {
         LiveIndex {
-            name: "idx_orders_scene".into(),
             state: state.clone(),
-            expected: String::new(),
-            live: None,
-            valid: false,
-            ready: false,
             building,
-            size_bytes: 0,
             oid: (state != State::Missing).then_some(7),
-            served_by: None,
-            partitions: None,
-            replacement: None,
+            ..LiveIndex::missing("idx_orders_scene", String::new())
         }
     }
 

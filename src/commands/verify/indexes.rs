@@ -7,7 +7,7 @@ use super::context::Ctx;
 use super::redundancy::drop_fix;
 use super::report::IndexFigures;
 use super::Verdict;
-use crate::catalog::indexes::{inspect_table, LiveIndex, State};
+use crate::catalog::indexes::{inspect_table, Inspection, LiveIndex, State};
 use crate::catalog::partitions::{Cover, PartitionCover, INDEX_TREE_SCANS};
 use crate::catalog::shapes;
 use crate::db::PgContext;
@@ -79,8 +79,11 @@ pub fn schema(ctx: &mut Ctx) -> Result<Verdict> {
 pub fn indexes(ctx: &mut Ctx) -> Result<Verdict> {
     let set = ctx.index_set()?.clone();
     let table = ctx.table()?;
-    let found = inspect_table(ctx.client()?, &set)?;
-    let (live, strays) = (found.managed.clone(), found.unmanaged_invalid.clone());
+    let Inspection {
+        managed: live,
+        unmanaged_invalid: strays,
+        tree,
+    } = inspect_table(ctx.client()?, &set)?;
     ctx.live_indexes = Some(live.clone());
     let mut problems = Vec::new();
     let mut notes = Vec::new();
@@ -108,7 +111,7 @@ pub fn indexes(ctx: &mut Ctx) -> Result<Verdict> {
             stray.name
         ));
         let drop = drop_fix(
-            found.tree.is_some(),
+            tree.is_some(),
             &quote_qualified(Some(&table.schema), &stray.name),
         );
         fixes.push(format!(
@@ -118,7 +121,7 @@ pub fn indexes(ctx: &mut Ctx) -> Result<Verdict> {
     }
     let matching = live.len() - problems.len().min(live.len()) - notes.len();
     if problems.is_empty() && notes.is_empty() {
-        let everywhere = found.tree.as_ref().map_or(String::new(), |t| {
+        let everywhere = tree.as_ref().map_or(String::new(), |t| {
             format!(", attached on all {} partitions", t.partitions.len())
         });
         return Ok(Verdict::pass(format!(

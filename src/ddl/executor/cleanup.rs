@@ -15,7 +15,7 @@ pub(super) fn already_built(client: &mut Client, cleanup: &Cleanup) -> bool {
 
 /// Whether `index` (qualified, quoted) is valid and ready; None when there is
 /// no such index.
-fn usable(client: &mut Client, index: &str) -> Result<Option<bool>, postgres::Error> {
+pub fn usable(client: &mut Client, index: &str) -> Result<Option<bool>, postgres::Error> {
     Ok(client
         .query_opt(
             "SELECT i.indisvalid AND i.indisready FROM pg_index i WHERE i.indexrelid = to_regclass($1)",

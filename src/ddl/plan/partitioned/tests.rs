@@ -37,21 +37,13 @@ fn planned(action: Action, state: State, covers: Vec<PartitionCover>) -> Planned
     Planned {
         spec: set.indexes[0].clone(),
         live: LiveIndex {
-            name: "idx_scene".into(),
             state,
-            expected: String::new(),
-            live: None,
-            valid: false,
-            ready: false,
-            building: false,
-            size_bytes: 0,
-            oid: None,
-            served_by: None,
             partitions: Some(covers.clone()),
             replacement: Some(Replacement {
                 parent: None,
                 partitions: covers,
             }),
+            ..LiveIndex::missing("idx_scene", String::new())
         },
         action,
     }
