@@ -120,6 +120,7 @@ impl Executor<'_> {
             return RunOutcome::default();
         }
         let names: HashMap<usize, String> = tasks.iter().map(|t| (t.id, t.name.clone())).collect();
+        let mut watch = Watch::measuring(&tasks);
         let workers = self.jobs.clamp(1, tasks.len());
         let shared = Shared {
             queue: Mutex::new(tasks.into()),
@@ -128,7 +129,6 @@ impl Executor<'_> {
             settings: self.settings,
             lock_timed_out: Mutex::new(HashSet::new()),
         };
-        let mut watch = Watch::default();
         std::thread::scope(|scope| {
             let (tx, rx) = mpsc::channel();
             for _ in 0..workers {

@@ -87,6 +87,7 @@ fn build_step(spec: &IndexSpec, concurrently: bool) -> Step {
             drop_sql: spec.drop_sql(true),
             replaces: None,
         }),
+        creates: Some(spec.qualified_name()),
         ..Step::plain(spec.create_sql(concurrently))
     }
 }

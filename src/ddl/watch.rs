@@ -26,9 +26,21 @@ pub(super) struct Watch {
     /// pid -> since when it has been waiting for a lock on a relation.
     lock_waits: HashMap<i32, Instant>,
     cancelled: bool,
+    /// task id -> the index it creates, whose size its finished line shows.
+    creates: HashMap<usize, String>,
 }
 
 impl Watch {
+    pub(super) fn measuring(tasks: &[super::executor::Task]) -> Watch {
+        Watch {
+            creates: tasks
+                .iter()
+                .filter_map(|t| Some((t.id, t.built_index()?.to_string())))
+                .collect(),
+            ..Watch::default()
+        }
+    }
+
     pub(super) fn into_outcome(self) -> RunOutcome {
         self.outcome
     }
@@ -109,6 +121,9 @@ impl Watch {
                 }
                 self.lock_waits.remove(&pid);
                 self.blockers.remove(&pid);
+                if result.error.is_none() {
+                    result.size_bytes = self.creates.get(&id).and_then(|i| index_size(control, i));
+                }
                 observer.finished(name(&id), &result);
                 self.outcome.results.insert(id, result);
             }
@@ -233,4 +248,18 @@ impl Watch {
         }
         self.cancelled = true;
     }
+}
+
+/// The size of an index with storage (a partitioned parent has none), if it
+/// is there under that name.
+fn index_size(control: &mut Client, qualified: &str) -> Option<i64> {
+    control
+        .query_opt(
+            "SELECT pg_relation_size(c.oid) FROM pg_class c \
+             WHERE c.oid = to_regclass($1) AND c.relkind = 'i'",
+            &[&qualified],
+        )
+        .ok()
+        .flatten()
+        .map(|row| row.get(0))
 }

@@ -66,6 +66,7 @@ pub(super) fn run_task(
     let failed = |error: TaskError| TaskResult {
         duration: started.elapsed(),
         error: Some(error),
+        size_bytes: None,
     };
     for (n, step) in task.steps.iter().enumerate() {
         if n > 0 && shared.interrupted() {
@@ -180,6 +181,7 @@ pub(super) fn run_task(
     TaskResult {
         duration: started.elapsed(),
         error: None,
+        size_bytes: None,
     }
 }
 

@@ -29,6 +29,9 @@ pub struct Step {
     /// queues writers or readers while it waits: the server's lock timeout
     /// bounds that wait even on a concurrent run's build session.
     pub short_lock: bool,
+    /// The index (qualified, quoted) this statement creates, measured when its
+    /// task is done.
+    pub creates: Option<String>,
 }
 
 impl Step {
@@ -38,6 +41,7 @@ impl Step {
             sql,
             cleanup: None,
             short_lock: false,
+            creates: None,
         }
     }
 
@@ -105,6 +109,16 @@ impl std::fmt::Display for TaskError {
 pub struct TaskResult {
     pub duration: Duration,
     pub error: Option<TaskError>,
+    /// The size of the index the task built, read by the watcher once it
+    /// succeeded (none for drops, attaches and partitioned parents).
+    pub size_bytes: Option<i64>,
+}
+
+impl Task {
+    /// The index this task creates, if it creates one.
+    pub fn built_index(&self) -> Option<&str> {
+        self.steps.iter().rev().find_map(|s| s.creates.as_deref())
+    }
 }
 
 /// Watches a run: progress display, plain log lines.
