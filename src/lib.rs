@@ -23,6 +23,8 @@ pub mod cli;
 pub mod commands;
 /// The tool's own: the index DDL engine.
 pub mod ddl;
+/// The tool's own: what a suite query's plan reads of the managed table.
+pub mod explain;
 /// The tool's own: SQL identifier quoting.
 pub mod ident;
 /// The tool's own: suite parameters drawn from the data.

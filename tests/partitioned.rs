@@ -464,3 +464,45 @@ fn on_only_in_an_index_file_is_refused_with_its_line() {
         0
     );
 }
+
+#[test]
+fn benchmark_says_how_many_partitions_each_plan_reads() {
+    let db = TestDb::seeded_partitioned("part_bench", ORDERS);
+    let n = partitions(&db) as u64;
+    let out = support::run(
+        db.cmd().args([
+            "benchmark",
+            "--only",
+            "by_time_period,by_store",
+            "--iterations",
+            "3",
+            "--format",
+            "json",
+        ]),
+        0,
+    );
+    let report: serde_json::Value = serde_json::from_str(&support::stdout(&out)).unwrap();
+    let read = |name: &str| {
+        let q = report["queries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {report}"));
+        let p = &q["partitions"];
+        assert_eq!(p["partitions"], n, "{p}");
+        (
+            p["read_min"].as_u64().unwrap(),
+            p["read_max"].as_u64().unwrap(),
+        )
+    };
+    // One day's orders live in one partition; a whole store's in all of them.
+    assert_eq!(read("by_time_period"), (1, 1));
+    assert_eq!(read("by_store"), (n, n));
+    let table = support::stdout(&support::run(
+        db.cmd()
+            .args(["benchmark", "--only", "by_time_period", "--iterations", "2"]),
+        0,
+    ));
+    assert!(table.contains(&format!("1/{n}")), "{table}");
+}

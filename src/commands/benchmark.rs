@@ -16,7 +16,7 @@ mod setup;
 mod stats;
 
 pub use baseline::BASELINE_NOISE_MS;
-pub use report::{BaselineMeta, BenchmarkReport, Meta, PoolMeta, QueryFigures};
+pub use report::{BaselineMeta, BenchmarkReport, Meta, PoolMeta, Pruning, QueryFigures};
 
 use crate::config::{Config, HumanDuration, PoolSettings};
 use crate::db::{Pool, Warm};
@@ -163,14 +163,17 @@ pub fn run_with(config: &Config, args: &BenchmarkArgs, stop: &Stop) -> Result<Be
         .enumerate()
         .map(|(i, (m, job))| {
             let seq = seqscan.as_ref().and_then(|s| s.get(i));
-            figures(
-                job,
-                m,
-                seq,
-                pool.is_some(),
-                max_p95_ms,
-                setup.fixed_literals[i].clone(),
-            )
+            QueryFigures {
+                partitions: setup.pruning[i],
+                ..figures(
+                    job,
+                    m,
+                    seq,
+                    pool.is_some(),
+                    max_p95_ms,
+                    setup.fixed_literals[i].clone(),
+                )
+            }
         })
         .collect();
     let baseline = past.map(|found| {
@@ -290,5 +293,6 @@ fn figures(
         last_error: m.recorder.last_error().map(str::to_string),
         figures: f,
         params,
+        partitions: None,
     }
 }

@@ -74,6 +74,27 @@ pub fn prometheus(r: &BenchmarkReport, w: &mut dyn Write) -> Result<()> {
         each(&|q| q.speedup),
     );
     e.family(
+        "o2o_db_benchmark_query_partitions_read",
+        Kind::Gauge,
+        "On a partitioned table: the most partitions the query's plans read after pruning.",
+        each(&|q| q.partitions.map(|p| p.read_max as f64)),
+    );
+    e.family(
+        "o2o_db_benchmark_table_partitions",
+        Kind::Gauge,
+        "The partitions the managed table has, when it is partitioned.",
+        r.queries
+            .iter()
+            .find_map(|q| q.partitions)
+            .map(|p| {
+                let mut labels = base.clone();
+                labels.extend(m.table.clone().map(|t| ("table", t)));
+                (labels, p.partitions as f64)
+            })
+            .into_iter()
+            .collect(),
+    );
+    e.family(
         "o2o_db_benchmark_query_over_limit",
         Kind::Gauge,
         "1 when the query's p95 is over the limit.",

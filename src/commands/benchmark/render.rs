@@ -44,6 +44,7 @@ pub fn table(r: &BenchmarkReport, w: &mut dyn Write) -> Result<()> {
     let seqscan = r.queries.iter().any(|q| q.speedup.is_some());
     let waits = r.queries.iter().any(|q| q.wait_mean_ms.is_some());
     let baseline = m.baseline.is_some();
+    let partitioned = r.queries.iter().any(|q| q.partitions.is_some());
     let mut header = vec![
         "query", "runs", "errors", "rows", "min", "mean", "stddev", "p50", "p95", "p99", "max",
         "qps",
@@ -56,6 +57,9 @@ pub fn table(r: &BenchmarkReport, w: &mut dyn Write) -> Result<()> {
     }
     if baseline {
         header.push("vs baseline");
+    }
+    if partitioned {
+        header.push("partitions");
     }
     header.push("status");
     let mut t = report::table();
@@ -94,6 +98,9 @@ pub fn table(r: &BenchmarkReport, w: &mut dyn Write) -> Result<()> {
                 q.baseline_change_percent
                     .map_or("-".into(), |c| format!("{c:+.0}%")),
             );
+        }
+        if partitioned {
+            row.push(q.partitions.map_or("-".into(), |p| p.to_string()));
         }
         row.push(status(q));
         t.add_row(row.into_iter().map(Cell::new).collect::<Vec<_>>());
@@ -222,6 +229,7 @@ const CSV_COLUMNS: &[(&str, bool)] = &[
     ("not_measured", false),
     ("last_error", true),
     ("params", true),
+    ("partitions", true),
 ];
 
 /// One row per query, RFC 4180 quoting by the csv crate.
@@ -256,6 +264,12 @@ fn csv_text(v: Option<&serde_json::Value>) -> String {
         Some(Value::Array(items)) => items
             .iter()
             .map(|i| csv_text(Some(i)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        // The pruning figures: key=value, space-separated.
+        Some(Value::Object(fields)) => fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", csv_text(Some(v))))
             .collect::<Vec<_>>()
             .join(" "),
         Some(other) => other.to_string(),

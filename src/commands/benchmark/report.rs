@@ -115,6 +115,28 @@ pub struct QueryFigures {
     /// The values bound on every run, as SQL literals (--fixed-params).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub params: Option<Vec<String>>,
+    /// On a partitioned table: how many partitions its plans read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<Pruning>,
+}
+
+/// The partitions a query's plans read after pruning, of all the table has.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Pruning {
+    pub read_min: usize,
+    pub read_max: usize,
+    pub partitions: usize,
+}
+
+impl std::fmt::Display for Pruning {
+    /// "2/14", or "1-3/14" when parameters read different numbers.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.read_min == self.read_max {
+            write!(f, "{}/{}", self.read_max, self.partitions)
+        } else {
+            write!(f, "{}-{}/{}", self.read_min, self.read_max, self.partitions)
+        }
+    }
 }
 
 impl QueryFigures {

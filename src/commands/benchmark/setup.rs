@@ -2,12 +2,14 @@
 //! table its queries run against (its schema first on the search_path), the
 //! server's version, the table's rows and each query's candidate parameters.
 
+use super::report::Pruning;
 use super::runner::Job;
-use crate::catalog;
+use crate::catalog::{self, partitions, partitions::Relations};
 use crate::config::Config;
 use crate::db::{self, PgContext};
+use crate::explain;
 use crate::ident::quote_qualified;
-use crate::params::{self, ParamPool};
+use crate::params::{self, ParamPool, ParamRow};
 use crate::seed_data::Rng;
 use crate::sqlfiles::{IndexSet, QuerySpec};
 use anyhow::Result;
@@ -18,6 +20,8 @@ pub struct ManagedTable {
     pub shown: String,
     /// Quoted, for SQL text.
     pub quoted: String,
+    /// The relation's own name, as plans name it.
+    pub name: String,
 }
 
 /// `config` with the managed table's schema first on every session's
@@ -34,6 +38,7 @@ pub fn on_managed_table(config: &Config) -> Result<(Config, Option<ManagedTable>
         ManagedTable {
             shown: format!("{schema}.{name}"),
             quoted: quote_qualified(Some(&schema), &name),
+            name,
         }
     });
     Ok((config, table))
@@ -46,7 +51,13 @@ pub struct Setup {
     pub jobs: Vec<Job>,
     /// Per job, with --fixed-params: the bound values as SQL literals.
     pub fixed_literals: Vec<Option<Vec<String>>>,
+    /// Per job, on a partitioned table: the partitions its plans read.
+    pub pruning: Vec<Option<Pruning>>,
 }
+
+/// How many plans are explained for a query's pruning figure: enough draws to
+/// show when different parameters read different numbers of partitions.
+const PRUNING_DRAWS: usize = 5;
 
 /// Reads the server's version and row count and each query's candidate
 /// parameters, on a connection closed before timing starts.
@@ -69,11 +80,28 @@ pub fn read(
         ),
         None => None,
     };
+    let relations = match table {
+        Some(t) => Some(partitions::relations(&mut client, &t.quoted, &t.name)?),
+        None => None,
+    }
+    .filter(|r| !r.partitions.is_empty());
     let mut jobs = Vec::with_capacity(specs.len());
     let mut fixed_literals = Vec::with_capacity(specs.len());
+    let mut pruning = Vec::with_capacity(specs.len());
     for spec in specs {
         let params = ParamPool::load(&mut client, spec)?;
         let fixed = fixed_params.then(|| params.draw(&mut Rng::new(seed)).clone());
+        pruning.push(match &relations {
+            Some(r) => Some(read_partitions(
+                &mut client,
+                spec,
+                &params,
+                fixed.as_ref(),
+                seed,
+                r,
+            )?),
+            None => None,
+        });
         fixed_literals.push(match &fixed {
             Some(row) => Some(params::literals(&mut client, row)?),
             None => None,
@@ -91,6 +119,36 @@ pub fn read(
         orders,
         jobs,
         fixed_literals,
+        pruning,
+    })
+}
+
+/// The fewest and most partitions the query's plans read: for the fixed
+/// parameters, else for the first draws of the run's seed.
+fn read_partitions(
+    client: &mut postgres::Client,
+    spec: &QuerySpec,
+    params: &ParamPool,
+    fixed: Option<&ParamRow>,
+    seed: u64,
+    relations: &Relations,
+) -> Result<Pruning> {
+    let mut rng = Rng::new(seed);
+    let draws: Vec<ParamRow> = match fixed {
+        Some(row) => vec![row.clone()],
+        None => (0..PRUNING_DRAWS)
+            .map(|_| params.draw(&mut rng).clone())
+            .collect(),
+    };
+    let mut read = Vec::with_capacity(draws.len());
+    for row in &draws {
+        let plan = explain::plan(client, spec, row)?;
+        read.push(explain::access(&plan, relations).partitions.len());
+    }
+    Ok(Pruning {
+        read_min: read.iter().copied().min().unwrap_or(0),
+        read_max: read.iter().copied().max().unwrap_or(0),
+        partitions: relations.partitions.len(),
     })
 }
 

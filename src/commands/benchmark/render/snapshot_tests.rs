@@ -2,10 +2,10 @@
 //! built by hand: the README tour's seq-scan comparison; a concurrent run with
 //! a baseline, findings, a query whose every run failed (null figures) and
 //! fixed parameters that need CSV quoting; an interrupted run; and a run
-//! interrupted before its first query.
+//! interrupted before its first query; and one on a partitioned table.
 
 use super::super::stats::Figures;
-use super::super::{BaselineMeta, BenchmarkReport, Meta, PoolMeta, QueryFigures};
+use super::super::{BaselineMeta, BenchmarkReport, Meta, PoolMeta, Pruning, QueryFigures};
 use crate::db::CheckoutStats;
 use crate::report::snapshot::assert_formats;
 use crate::report::{Outcome, Report};
@@ -66,6 +66,7 @@ fn query(name: &str, runs: u64, rows: f64, ms: [f64; 7], qps: f64) -> QueryFigur
         slower_than_baseline: false,
         last_error: None,
         params: None,
+        partitions: None,
     }
 }
 
@@ -326,4 +327,26 @@ fn interrupted_before_the_first_query() {
         queries: Vec::new(),
     };
     assert_formats!("no-queries", r);
+}
+
+#[test]
+fn on_a_partitioned_table_each_query_says_how_many_partitions_it_reads() {
+    let mut r = tour();
+    r.queries.truncate(3);
+    let read = [(2, 2), (1, 3), (14, 14)];
+    for (q, (read_min, read_max)) in r.queries.iter_mut().zip(read) {
+        q.seqscan_p50_ms = None;
+        q.speedup = None;
+        q.partitions = Some(Pruning {
+            read_min,
+            read_max,
+            partitions: 14,
+        });
+    }
+    r.meta.compare_seqscan = false;
+    assert_eq!(
+        r.queries[1].partitions.map(|p| p.to_string()).as_deref(),
+        Some("1-3/14")
+    );
+    assert_formats!("partitioned", r);
 }
