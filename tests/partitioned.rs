@@ -506,3 +506,73 @@ fn benchmark_says_how_many_partitions_each_plan_reads() {
     ));
     assert!(table.contains(&format!("1/{n}")), "{table}");
 }
+
+/// A partition owned by another role (pg_partman's or a cron job's) is named
+/// before any plan, with the GRANT that fixes it; once granted, the run works.
+#[test]
+fn a_partition_owned_by_another_role_is_named_before_anything_is_done() {
+    let db = TestDb::seeded_partitioned("part_owner", ORDERS);
+    let (builder, other) = (
+        format!("builder_{}", std::process::id()),
+        format!("partman_{}", std::process::id()),
+    );
+    db.client()
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {builder}; DROP ROLE IF EXISTS {other}; \
+             CREATE ROLE {builder} LOGIN; CREATE ROLE {other}; \
+             DO $$ DECLARE r record; BEGIN \
+               FOR r IN SELECT relid FROM pg_partition_tree('orders') LOOP \
+                 EXECUTE format('ALTER TABLE %s OWNER TO {builder}', r.relid::regclass); \
+               END LOOP; END $$; \
+             ALTER TABLE orders_2025_03 OWNER TO {other}; ALTER TABLE orders_default OWNER TO {other}"
+        ))
+        .unwrap();
+    let file = scene_file();
+    let as_builder = |extra: &[&str]| {
+        let mut cmd = support::bare_cmd();
+        cmd.args([
+            "--database-url",
+            &db.url_as(&builder),
+            "create-indexes",
+            "--indexes",
+        ])
+        .arg(file.path())
+        .args(extra);
+        cmd
+    };
+    for extra in [&["--dry-run"][..], &[]] {
+        let out = support::run(&mut as_builder(extra), 2);
+        let err = support::stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "partitions orders_2025_03, orders_default are owned by {other}"
+            )) && err.contains(&format!("GRANT \"{other}\" TO \"{builder}\";")),
+            "{err}"
+        );
+        // PostgreSQL 15 checks CREATE on the schema for every new index.
+        assert!(
+            err.contains(&format!(
+                "no CREATE on schema \"public\" (CREATE INDEX needs it): `GRANT CREATE ON SCHEMA \"public\" TO \"{builder}\";`"
+            )),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        attached(&db, "idx_orders_scene"),
+        (false, 0),
+        "nothing was built"
+    );
+    db.client()
+        .batch_execute(&format!(
+            "GRANT {other} TO {builder}; GRANT CREATE ON SCHEMA public TO {builder}"
+        ))
+        .unwrap();
+    support::run(&mut as_builder(&[]), 0);
+    assert_eq!(attached(&db, "idx_orders_scene"), (true, partitions(&db)));
+    db.client()
+        .batch_execute(&format!(
+            "REASSIGN OWNED BY {builder}, {other} TO postgres; DROP OWNED BY {builder}; \
+             DROP ROLE {builder}; DROP ROLE {other}"
+        ))
+        .unwrap();
+}

@@ -230,11 +230,6 @@ fn replace_drifted_keeps_the_old_index_until_the_new_one_is_valid() {
     );
 }
 
-/// A URL for `db` as another role (the sandbox trusts local connections).
-fn url_as(db: &TestDb, role: &str) -> String {
-    db.url().replacen("postgres@", &format!("{role}@"), 1)
-}
-
 /// verify and --dry-run compare definitions without writing: they work where
 /// nothing may be written (default_transaction_read_only, no TEMPORARY).
 #[test]
@@ -250,7 +245,7 @@ fn verify_and_dry_run_work_where_nothing_may_be_written() {
             db = db.name
         ))
         .unwrap();
-    let reader = url_as(&db, &role);
+    let reader = db.url_as(&role);
     let out = support::run(
         support::bare_cmd().args([
             "--database-url",
@@ -380,7 +375,7 @@ fn drop_role(db: &TestDb, role: &str) {
 fn missing_privileges_are_found_before_the_plan() {
     let db = TestDb::seeded("privileges", ORDERS);
     let role = reader_role(&db, "no_owner");
-    let url = url_as(&db, &role);
+    let url = db.url_as(&role);
     for args in [
         vec!["create-indexes", "--dry-run"],
         vec!["create-indexes"],
@@ -411,7 +406,7 @@ fn missing_privileges_are_found_before_the_plan() {
 fn a_restricted_view_of_sessions_is_a_warning_not_a_pass() {
     let db = TestDb::seeded("restricted_view", ORDERS);
     let role = reader_role(&db, "watcher");
-    let url = url_as(&db, &role);
+    let url = db.url_as(&role);
     let mut other = db.client();
     other.batch_execute("BEGIN; SELECT 1").unwrap();
     let verify = |url: &str| {

@@ -22,6 +22,7 @@ use crate::ddl::executor::Executor;
 use crate::ddl::phases;
 use crate::ddl::plan;
 use crate::ddl::plan::partitioned::{work, Work};
+use crate::ddl::privileges::Ddl;
 use crate::ddl::settings::{SessionArgs, SessionSettings};
 use crate::ddl::{progress, run_lock, session, Target};
 
@@ -82,13 +83,7 @@ pub fn run_with(
     let concurrently = !args.no_concurrently;
     let set = IndexSet::load(args.session.index_file(config))?;
     let settings = build_settings(config, args, concurrently);
-    let mut target = Target::open(
-        config,
-        &settings,
-        &set,
-        "create-indexes",
-        args.session.dry_run,
-    )?;
+    let mut target = Target::open(config, &settings, &set, Ddl::Build, args.session.dry_run)?;
     let set = qualified(set, &target.schema);
     let table_name = target.shown();
     let mut notices = Vec::new();

@@ -10,6 +10,7 @@ use crate::commands::create_indexes::report::{duration_cell, size_cell, write_sq
 use crate::config::Config;
 use crate::ddl::executor::{Executor, Task};
 use crate::ddl::plan::partitioned::drop_partitioned;
+use crate::ddl::privileges::Ddl;
 use crate::ddl::settings::{SessionArgs, SessionSettings};
 use crate::ddl::{plan, progress, Target};
 use crate::report::{self, Outcome, Report};
@@ -139,13 +140,7 @@ pub fn run_with(config: &Config, args: &DropIndexesArgs, stop: &Stop) -> Result<
     let set = IndexSet::load(args.session.index_file(config))?;
     let chosen = choose(&set, &args.names)?;
     let settings = SessionSettings::resolve(config, &args.session, true, "drop-indexes");
-    let mut target = Target::open(
-        config,
-        &settings,
-        &set,
-        "drop-indexes",
-        args.session.dry_run,
-    )?;
+    let mut target = Target::open(config, &settings, &set, Ddl::Drop, args.session.dry_run)?;
     let table_name = target.shown();
     if !args.session.dry_run && !target.lock(args.session.wait, stop)? {
         let rows = chosen

@@ -2,9 +2,10 @@
 //! session, find the managed table as the server resolves it, check that the
 //! role may change its indexes, and take the table's run lock.
 
+use super::privileges::{self, Ddl};
+use super::run_lock;
 use super::session::{self, Session};
 use super::settings::SessionSettings;
-use super::{privileges, run_lock};
 use crate::catalog;
 use crate::config::Config;
 use crate::db::PgContext;
@@ -24,16 +25,17 @@ pub struct Target {
 
 impl Target {
     /// Opens the control session and resolves and checks `set`'s table;
-    /// `command` names the run in a missing privilege's message. Index DDL
+    /// `ddl` says what the run needs and names it in messages. Index DDL
     /// runs only on a primary: a hot standby is refused unless `dry_run`
     /// (the plan is read-only and shows what the primary needs).
     pub fn open(
         config: &Config,
         settings: &SessionSettings,
         set: &IndexSet,
-        command: &str,
+        ddl: Ddl,
         dry_run: bool,
     ) -> Result<Target> {
+        let command = ddl.command();
         let mut control = session::open(config, settings)?;
         let standby: bool = control
             .client
@@ -49,7 +51,7 @@ impl Target {
             );
         }
         let (schema, table) = catalog::indexes::resolve_table(&mut control.client, set)?;
-        privileges::check(&mut control.client, &schema, &table, command)?;
+        privileges::check(&mut control.client, &schema, &table, ddl)?;
         let key = run_lock::key(&schema, &table);
         Ok(Target {
             control,

@@ -151,6 +151,11 @@ impl TestDb {
 
     /// The binary, run in an empty directory with no PG*/O2O_DB_* environment,
     /// pointed at this database.
+    /// The URL as another role (the sandbox trusts local connections).
+    pub fn url_as(&self, role: &str) -> String {
+        self.url().replacen("postgres@", &format!("{role}@"), 1)
+    }
+
     pub fn cmd(&self) -> assert_cmd::Command {
         let mut c = bare_cmd();
         c.arg("--database-url").arg(self.url());
