@@ -4,12 +4,15 @@
 //
 // Options (after `--`): --reps N (default 3), --orders N (the large size,
 // default 1000000), --with-10m (adds the 10M-row scaling step: minutes),
-// --only SECTION (seed, indexes, benchmark, verify, scaling, startup; repeatable).
+// --only SECTION (seed, indexes, benchmark, verify, scaling, partitioned, startup;
+// repeatable).
 
 use o2o_db::pg_sandbox::Sandbox;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "peers/partitioned.rs"]
+mod partitioned;
 mod support;
 use support::*;
 
@@ -42,6 +45,9 @@ fn main() {
     }
     if opts.wants("scaling") {
         scaling(&sandbox, &opts, &mut table);
+    }
+    if opts.wants("partitioned") {
+        partitioned::versus_psql(&sandbox, &opts, &mut table);
     }
     if opts.wants("startup") {
         startup(&opts, &mut table);
@@ -159,7 +165,7 @@ fn seed_vs_copy(sandbox: &Sandbox, opts: &Options, table: &mut Rows) {
 }
 
 /// A seeded database with the 11 managed indexes, built by psql, analyzed.
-fn indexed_db(sandbox: &Sandbox, name: &str, orders: u64) -> String {
+pub fn indexed_db(sandbox: &Sandbox, name: &str, orders: u64) -> String {
     let db = fresh_db(sandbox, name);
     run_o2o(
         sandbox,

@@ -9,7 +9,8 @@ pub struct Options {
     pub reps: usize,
     pub orders: u64,
     pub with_10m: bool,
-    /// Run only these sections (seed, indexes, benchmark, verify, scaling, startup); empty: all.
+    /// Run only these sections (seed, indexes, benchmark, verify, scaling, partitioned,
+    /// startup); empty: all.
     pub only: Vec<String>,
 }
 
@@ -93,6 +94,25 @@ pub fn psql(sandbox: &Sandbox, db: &str, sql: &str) {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
+}
+
+/// The first column of each row `sql` returns, through psql -At.
+pub fn psql_lines(sandbox: &Sandbox, db: &str, sql: &str) -> Vec<String> {
+    let out = psql_command(sandbox, db)
+        .args(["-At", "-c", sql])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap_or_else(|e| fail(&format!("cannot run psql: {e}")));
+    if !out.status.success() {
+        fail(&format!(
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Starts psql on a file of `statements` (each run on its own, as psql -f does).
