@@ -16,8 +16,31 @@ use std::collections::HashSet;
 /// The plan of `query` for `params`, planned in a READ ONLY transaction and
 /// never run.
 pub fn plan(client: &mut Client, query: &QuerySpec, params: &ParamRow) -> Result<Value> {
+    explained(client, query, params, false)
+}
+
+/// The plan the planner makes when it may not scan the table sequentially
+/// (`enable_seqscan = off` for that transaction only): the best plan through
+/// an index, and its cost, to hold against the one it chose.
+pub fn plan_without_seqscan(
+    client: &mut Client,
+    query: &QuerySpec,
+    params: &ParamRow,
+) -> Result<Value> {
+    explained(client, query, params, true)
+}
+
+fn explained(
+    client: &mut Client,
+    query: &QuerySpec,
+    params: &ParamRow,
+    no_seqscan: bool,
+) -> Result<Value> {
     let explain = format!("EXPLAIN (FORMAT JSON) {}", query.sql);
     let row = read_only::run(client, |tx| {
+        if no_seqscan {
+            tx.batch_execute("SET LOCAL enable_seqscan = off")?;
+        }
         tx.query_one(explain.as_str(), &as_sql_params(params))
     })
     .with_pg_context(|| format!("EXPLAIN of query {}", query.name))?;
@@ -25,6 +48,11 @@ pub fn plan(client: &mut Client, query: &QuerySpec, params: &ParamRow) -> Result
     Ok(serde_json::from_slice(
         raw.bytes.as_deref().unwrap_or(b"null"),
     )?)
+}
+
+/// The plan's estimated total cost.
+pub fn total_cost(explain: &Value) -> Option<f64> {
+    explain.get(0)?.get("Plan")?.get("Total Cost")?.as_f64()
 }
 
 /// How a plan reads one table.

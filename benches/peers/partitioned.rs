@@ -6,8 +6,8 @@
 // verify on the partitioned table against verify on an unpartitioned one of
 // the same size.
 
-use crate::support::*;
 use crate::indexed_db;
+use crate::support::*;
 use o2o_db::ident::quote_ident;
 use o2o_db::pg_sandbox::Sandbox;
 use o2o_db::sqlfiles::names::partition_index_name;
@@ -54,9 +54,7 @@ fn builds(sandbox: &Sandbox, opts: &Options, n: u64, table: &mut Rows) {
                 set.indexes.iter().flat_map(move |index| {
                     let child = partition_index_name(&index.name, partition);
                     [
-                        index
-                            .on_table(&child, "public", partition)
-                            .create_sql(true),
+                        index.on_table(&child, "public", partition).create_sql(true),
                         format!(
                             "ALTER INDEX {} ATTACH PARTITION {}",
                             quote_ident(&index.name),

@@ -227,6 +227,40 @@ fn a_query_without_its_index_fails_planner_then_passes_once_indexed() {
     says(&p, "by_category: idx_orders_category_l2");
 }
 
+/// A seq scan the planner prices cheaper than the index it has (most of the
+/// table matches) is its judgement, a WARN with both costs; without that
+/// index the same query FAILs.
+#[test]
+fn a_seq_scan_cheaper_than_the_index_is_a_warning_not_a_failure() {
+    let db = TestDb::seeded("verify_cheaper", ORDERS);
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.sql");
+    std::fs::write(
+        &suite,
+        "-- name: most_orders\n-- index: yes\n-- params: SELECT 1\n\
+         SELECT count(*), sum(amount) FROM orders WHERE quantity >= $1;\n",
+    )
+    .unwrap();
+    let config = test_config(&db);
+    let args = VerifyArgs {
+        queries: Some(suite),
+        ..only(&["planner"])
+    };
+    let p = expect(&config, &args, "planner", Status::Fail);
+    says(&p, "none would serve them");
+    exec(
+        &db,
+        "CREATE INDEX idx_orders_quantity ON orders (quantity); ANALYZE orders",
+    );
+    let p = expect(&config, &args, "planner", Status::Warn);
+    says(
+        &p,
+        "most_orders: Seq Scan on orders, estimated cheaper than idx_orders_quantity (cost ",
+    );
+    says(&p, "(parameters '1'::int4)");
+    assert!(p.fix.unwrap().starts_with("nothing to build"));
+}
+
 #[test]
 fn queries_slower_than_the_threshold_fail_speed() {
     let db = TestDb::seeded("verify_speed", 500);
