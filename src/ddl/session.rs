@@ -76,7 +76,7 @@ pub fn reopen(
     stop: &Stop,
     mut prepare: impl FnMut(&mut Session) -> Result<()>,
 ) -> Result<Session> {
-    let window = config.conn.connect_timeout.unwrap_or(RECONNECT_WINDOW);
+    let window = config.conn.connect_limit().unwrap_or(RECONNECT_WINDOW);
     let deadline = Instant::now() + window;
     loop {
         let attempt = open(config, settings).and_then(|mut s| prepare(&mut s).map(|()| s));
