@@ -1,12 +1,14 @@
 //! Where to connect, read the way libpq reads it.
 //!
 //! The postgres crate parses connection URLs and `key=value` strings (multi-host
-//! lists with per-host ports, target_session_attrs, options, keepalives, ...).
-//! It does not read the PG* variables, pg_service.conf or ~/.pgpass, and it
-//! refuses sslmode verify-ca/verify-full and sslrootcert/sslcert/sslkey; o2o-db
-//! takes those out before handing the rest over (`split`), fills gaps from the
-//! libpq environment like psql does (`environment`), and only then builds a
-//! `postgres::Config`. Keeping the password in one place makes redaction
+//! lists with per-host ports, options, keepalives, ...). It does not read the
+//! PG* variables, pg_service.conf or ~/.pgpass; it refuses sslmode
+//! verify-ca/verify-full, sslrootcert/sslcert/sslkey and libpq 14's
+//! target_session_attrs primary, standby and prefer-standby (`session_attrs`),
+//! and takes connect_timeout=0 for unset; o2o-db takes those out before
+//! handing the rest over (`split`), fills gaps from the libpq environment like
+//! psql does (`environment`), and only then builds a `postgres::Config`, one
+//! per host when `db::connect` walks a multi-host list (`each_host`). Keeping the password in one place makes redaction
 //! (`redact`) easy to get right.
 
 mod environment;
