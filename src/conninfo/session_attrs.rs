@@ -4,11 +4,9 @@
 //! after connecting, host by host, as libpq does.
 
 use anyhow::{bail, Result};
-use serde::Serialize;
 
 /// The values libpq 14+ accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SessionAttrs {
     /// The first host that accepts the connection.
     #[default]
