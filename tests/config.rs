@@ -297,8 +297,8 @@ fn bad_urls_are_refused_without_echoing_the_password() {
         ("postgres://u:hun%zzter2@h/d", "percent-encoding"),
         ("host=h password=hunter2 port=x", "invalid port `x`"),
         (
-            "postgres://u:hunter2@h/d?target_session_attrs=primary",
-            "use any, read-write or read-only",
+            "postgres://u:hunter2@h/d?target_session_attrs=master",
+            "use any, read-write, read-only, primary, standby or prefer-standby",
         ),
         (
             "postgres://u:hunter2@a,b,c/d?port=1,2",

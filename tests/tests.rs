@@ -10,6 +10,7 @@ mod create_indexes;
 mod demo;
 mod examples;
 mod faults;
+mod fleet;
 mod fuzz;
 mod index_state;
 mod monitoring;

@@ -86,7 +86,7 @@ pub fn run_with(
     let mut target = Target::open(config, &settings, &set, Ddl::Build, args.session.dry_run)?;
     let set = qualified(set, &target.schema);
     let table_name = target.shown();
-    let mut notices = Vec::new();
+    let mut notices: Vec<String> = target.standby.iter().cloned().collect();
 
     if args.session.dry_run {
         if let Some(h) = run_lock::holder(&mut target.control.client, target.key)? {

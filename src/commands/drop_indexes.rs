@@ -159,7 +159,7 @@ pub fn run_with(config: &Config, args: &DropIndexesArgs, stop: &Stop) -> Result<
 
     let control = &mut target.control;
     let tree = partitions::tree(&mut control.client, &set.table().qualified_table())?;
-    let mut notices = Vec::new();
+    let mut notices: Vec<String> = target.standby.iter().cloned().collect();
     if let Some(tree) = &tree {
         notices.push(format!(
             "the table is partitioned ({} partitions): a partitioned index cannot be dropped concurrently, so each \

@@ -103,8 +103,10 @@ pub struct AppUsage {
 pub struct PoolStatusReport {
     /// The server's clock (UTC).
     pub taken_at: String,
-    /// host:port/database.
+    /// host:port/database (every host of a multi-host URL).
     pub target: String,
+    /// `host:port` of the host that answered.
+    pub reached: String,
     /// This o2o-db process's pool; with --load, the pool that carried the load.
     pub pool: PoolFigures,
     pub server: ServerFigures,
@@ -247,6 +249,7 @@ fn snapshot(
     Ok(PoolStatusReport {
         taken_at: status.taken_at,
         target: config.conn.target(),
+        reached: probe.reached().to_string(),
         pool,
         app: AppUsage {
             usage_percent: percent(connections as f64, max_size as f64),

@@ -244,6 +244,7 @@ pub fn run(config: &Config, args: &VerifyArgs) -> Result<VerifyReport> {
     let (indexes, analyze_age_seconds) = indexes::figures(&mut ctx).unwrap_or_default();
     let mut report = VerifyReport::new(checks, args.strict, started.elapsed());
     report.database = config.conn.dbname.clone().unwrap_or_default();
+    report.server = ctx.endpoint.clone();
     report.table = ctx
         .resolved_table()
         .map(|t| format!("{}.{}", t.schema, t.name));

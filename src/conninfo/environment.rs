@@ -217,8 +217,8 @@ mod tests {
         assert_eq!(c.dbname.as_deref(), Some("mine"));
         assert_eq!(c.sslmode, Some(super::super::SslMode::VerifyFull));
         assert_eq!(
-            c.pass_through.get("target_session_attrs"),
-            Some("read-write")
+            c.target_session_attrs,
+            Some(super::super::SessionAttrs::ReadWrite)
         );
         // PGSERVICE names it when the string does not; the string still wins.
         let mut c = ConnInfo::parse("postgres://u@h/d").unwrap();
@@ -274,6 +274,7 @@ mod tests {
             ("PGOPTIONS", "-c work_mem=64MB"),
             ("PGTARGETSESSIONATTRS", "read-only"),
             ("PGUSER", "envuser"),
+            ("PGCONNECT_TIMEOUT", "0"),
         ]);
         let mut c = ConnInfo::parse("postgres://me@h/d?target_session_attrs=read-write").unwrap();
         c.fill_from_env(&env).unwrap();
@@ -281,8 +282,18 @@ mod tests {
         assert_eq!(c.user.as_deref(), Some("me"));
         assert_eq!(c.pass_through.get("options"), Some("-c work_mem=64MB"));
         assert_eq!(
-            c.pass_through.get("target_session_attrs"),
-            Some("read-write")
+            c.target_session_attrs,
+            Some(super::super::SessionAttrs::ReadWrite)
+        );
+        // libpq's 0: no limit, which is not the same as unset.
+        assert_eq!(c.connect_timeout, Some(std::time::Duration::ZERO));
+        assert_eq!(c.connect_limit(), None);
+        let mut c = ConnInfo::default();
+        c.fill_from_env(&env_of(&[("PGTARGETSESSIONATTRS", "prefer-standby")]))
+            .unwrap();
+        assert_eq!(
+            c.target_session_attrs,
+            Some(super::super::SessionAttrs::PreferStandby)
         );
         let bad = env_of(&[("PGPORT", "fivefour")]);
         let err = format!("{:#}", ConnInfo::default().fill_from_env(&bad).unwrap_err());

@@ -1,21 +1,25 @@
 //! Where to connect, read the way libpq reads it.
 //!
 //! The postgres crate parses connection URLs and `key=value` strings (multi-host
-//! lists with per-host ports, target_session_attrs, options, keepalives, ...).
-//! It does not read the PG* variables, pg_service.conf or ~/.pgpass, and it
-//! refuses sslmode verify-ca/verify-full and sslrootcert/sslcert/sslkey; o2o-db
-//! takes those out before handing the rest over (`split`), fills gaps from the
-//! libpq environment like psql does (`environment`), and only then builds a
-//! `postgres::Config`. Keeping the password in one place makes redaction
+//! lists with per-host ports, options, keepalives, ...). It does not read the
+//! PG* variables, pg_service.conf or ~/.pgpass; it refuses sslmode
+//! verify-ca/verify-full, sslrootcert/sslcert/sslkey and libpq 14's
+//! target_session_attrs primary, standby and prefer-standby (`session_attrs`),
+//! and takes connect_timeout=0 for unset; o2o-db takes those out before
+//! handing the rest over (`split`), fills gaps from the libpq environment like
+//! psql does (`environment`), and only then builds a `postgres::Config`, one
+//! per host when `db::connect` walks a multi-host list (`each_host`). Keeping the password in one place makes redaction
 //! (`redact`) easy to get right.
 
 mod environment;
 mod postgres_config;
 mod redact;
+mod session_attrs;
 mod split;
 
 pub use postgres_config::PassThrough;
 pub use redact::redact_text;
+pub use session_attrs::{RoleCheck, SessionAttrs};
 
 use anyhow::{bail, Context, Result};
 use postgres_config::{describe, parse_pairs, HELD};
@@ -63,8 +67,18 @@ impl SslMode {
     }
 }
 
-/// Keywords o2o-db reads itself: the crate refuses them (or their values).
-const OWN_KEYWORDS: [&str; 5] = ["sslmode", "sslrootcert", "sslcert", "sslkey", "service"];
+/// Keywords o2o-db reads itself: the crate refuses them (or some of their
+/// values: target_session_attrs=primary, standby, prefer-standby), or reads
+/// them differently from libpq (connect_timeout=0 is no limit, not unset).
+const OWN_KEYWORDS: [&str; 7] = [
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "service",
+    "target_session_attrs",
+    "connect_timeout",
+];
 
 /// Everything needed to open a connection. `Debug` and `Display` never show the password.
 #[derive(Clone, Default, PartialEq)]
@@ -81,7 +95,11 @@ pub struct ConnInfo {
     pub sslcert: Option<PathBuf>,
     pub sslkey: Option<PathBuf>,
     pub application_name: Option<String>,
+    /// Per host tried, the whole handshake. `Some(ZERO)` (libpq's 0 or a
+    /// negative value): wait forever; None: not set yet (config fills it).
     pub connect_timeout: Option<Duration>,
+    /// Which host of several to settle on (libpq 14+); None: any.
+    pub target_session_attrs: Option<SessionAttrs>,
     /// The pg_service.conf service to fill unset settings from.
     pub service: Option<String>,
     /// What the postgres crate understands and o2o-db only passes on.
@@ -120,6 +138,15 @@ impl fmt::Display for ConnInfo {
 impl ConnInfo {
     /// `host:port,host:port/db`, the words an error message uses for "where".
     pub fn target(&self) -> String {
+        format!(
+            "{}/{}",
+            self.host_ports(),
+            self.dbname.as_deref().unwrap_or("")
+        )
+    }
+
+    /// `host:port,host:port`: every host to try, each with its port.
+    pub fn host_ports(&self) -> String {
         let hostaddrs = self.pass_through.config().get_hostaddrs();
         let hosts: Vec<String> = match (self.hosts.is_empty(), hostaddrs.is_empty()) {
             (false, _) => self.hosts.clone(),
@@ -138,11 +165,37 @@ impl ConnInfo {
                 }
             })
             .collect();
-        format!(
-            "{}/{}",
-            each.join(","),
-            self.dbname.as_deref().unwrap_or("")
-        )
+        each.join(",")
+    }
+
+    /// One `ConnInfo` per host to try, in order, each with its own port (and
+    /// hostaddr): what libpq walks through with a multi-host string.
+    pub fn each_host(&self) -> Result<Vec<ConnInfo>> {
+        let addrs = self.pass_through.config().get_hostaddrs();
+        let count = self.hosts.len().max(addrs.len()).max(1);
+        (0..count)
+            .map(|i| {
+                let mut one = self.clone();
+                one.hosts = self.hosts.get(i).cloned().into_iter().collect();
+                one.ports = self
+                    .ports
+                    .get(i)
+                    .or(self.ports.first())
+                    .copied()
+                    .into_iter()
+                    .collect();
+                if let Some(addr) = addrs.get(i) {
+                    one.pass_through.set("hostaddr", addr.to_string())?;
+                }
+                Ok(one)
+            })
+            .collect()
+    }
+
+    /// How long one host may take to connect; None: no limit (unset, or
+    /// libpq's `connect_timeout=0`).
+    pub fn connect_limit(&self) -> Option<Duration> {
+        self.connect_timeout.filter(|t| !t.is_zero())
     }
 
     /// Parses a `postgres://` URL or a libpq `key=value` string.
@@ -202,6 +255,10 @@ impl ConnInfo {
                 "sslrootcert" => info.sslrootcert = Some(value.into()),
                 "sslcert" => info.sslcert = Some(value.into()),
                 "sslkey" => info.sslkey = Some(value.into()),
+                "target_session_attrs" => {
+                    info.target_session_attrs = Some(SessionAttrs::parse(&value)?)
+                }
+                "connect_timeout" => info.connect_timeout = Some(parse_connect_timeout(&value)?),
                 _ => info.service = Some(value),
             }
         }
@@ -235,7 +292,6 @@ impl ConnInfo {
             password,
             dbname: text(cfg.get_dbname()),
             application_name: text(cfg.get_application_name()),
-            connect_timeout: cfg.get_connect_timeout().copied(),
             ..ConnInfo::default()
         })
     }
@@ -259,6 +315,7 @@ impl ConnInfo {
             sslkey,
             application_name,
             connect_timeout,
+            target_session_attrs,
             service,
             pass_through,
             schema_first,
@@ -278,6 +335,7 @@ impl ConnInfo {
         fill(&mut self.sslkey, sslkey);
         fill(&mut self.application_name, application_name);
         fill(&mut self.connect_timeout, connect_timeout);
+        fill(&mut self.target_session_attrs, target_session_attrs);
         fill(&mut self.service, service);
         fill(&mut self.schema_first, schema_first);
         self.pass_through.fill_unset_from(pass_through)
@@ -338,7 +396,7 @@ impl ConnInfo {
         if let Some(app) = &self.application_name {
             cfg.application_name(app);
         }
-        if let Some(timeout) = self.connect_timeout {
+        if let Some(timeout) = self.connect_limit() {
             cfg.connect_timeout(timeout);
         }
         if let Some(schema) = &self.schema_first {
@@ -360,6 +418,27 @@ impl ConnInfo {
         });
         cfg
     }
+}
+
+/// `target` (`host:port,host:port/db`) naming the host that answered when
+/// there were several to try: "h1:5432,h2:5433/db (answered by h2:5433)".
+pub fn answered_by(target: &str, endpoint: &str) -> String {
+    let one_host = target
+        .strip_prefix(endpoint)
+        .is_some_and(|rest| rest.starts_with('/'));
+    if one_host {
+        target.to_string()
+    } else {
+        format!("{target} (answered by {endpoint})")
+    }
+}
+
+/// libpq's connect_timeout: whole seconds; zero or less waits forever.
+fn parse_connect_timeout(value: &str) -> Result<Duration> {
+    let seconds: i64 = value.trim().parse().map_err(|_| {
+        anyhow::anyhow!("invalid connect_timeout `{value}`: expected whole seconds (0: no limit)")
+    })?;
+    Ok(Duration::from_secs(seconds.max(0).unsigned_abs()))
 }
 
 #[cfg(test)]

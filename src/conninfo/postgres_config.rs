@@ -8,14 +8,13 @@ use anyhow::{bail, Result};
 
 /// Keywords the crate parses and `ConnInfo` keeps in fields of its own,
 /// because the PG* environment, .pgpass, messages and the resolve rules need them.
-pub(super) const HELD: [&str; 7] = [
+pub(super) const HELD: [&str; 6] = [
     "host",
     "port",
     "user",
     "password",
     "dbname",
     "application_name",
-    "connect_timeout",
 ];
 
 /// Every keyword o2o-db accepts, for the "unknown parameter" message.
@@ -68,13 +67,10 @@ pub(super) fn describe(
     };
     let hint = match key.as_str() {
         "port" => "expected a port number, or one per host separated by commas",
-        "connect_timeout" | "tcp_user_timeout" | "keepalives_idle" | "keepalives_interval" => {
-            "expected whole seconds"
-        }
+        "tcp_user_timeout" | "keepalives_idle" | "keepalives_interval" => "expected whole seconds",
         "keepalives" => "use 1 (on) or 0 (off)",
         "keepalives_retries" => "expected a count",
         "hostaddr" => "expected IP addresses, one per host separated by commas",
-        "target_session_attrs" => "use any, read-write or read-only",
         "channel_binding" => "use disable, prefer or require",
         "load_balance_hosts" => "use disable or random",
         "sslnegotiation" => "use postgres or direct",
@@ -122,6 +118,14 @@ impl PassThrough {
     /// The crate's config holding only these settings: `to_pg_config` starts from it.
     pub fn config(&self) -> &postgres::Config {
         &self.config
+    }
+
+    /// Sets `key` to `value`, replacing what was there.
+    pub(super) fn set(&mut self, key: &str, value: String) -> Result<()> {
+        self.pairs.retain(|(k, _)| k != key);
+        self.pairs.push((key.to_string(), value));
+        self.config = parse_pairs(&self.pairs)?;
+        Ok(())
     }
 
     /// Takes the settings of `other` that are not set here.
@@ -176,7 +180,7 @@ mod tests {
             "invalid port `x`: expected a port number, or one per host separated by commas"
         );
         assert!(err(&[("colour", "blue")]).starts_with("unknown connection parameter `colour`"));
-        assert!(err(&[("target_session_attrs", "primary")]).contains("read-write"));
+        assert!(err(&[("keepalives", "maybe")]).contains("use 1 (on) or 0 (off)"));
     }
 
     #[test]
@@ -197,17 +201,13 @@ mod tests {
     #[test]
     fn filling_keeps_what_is_set() {
         let mut a = PassThrough::new(pairs(&[("options", "-c a=1")])).unwrap();
-        let b = PassThrough::new(pairs(&[
-            ("options", "-c b=2"),
-            ("target_session_attrs", "read-write"),
-        ]))
-        .unwrap();
+        let b = PassThrough::new(pairs(&[("options", "-c b=2"), ("keepalives", "0")])).unwrap();
         a.fill_unset_from(b).unwrap();
         assert_eq!(a.config().get_options(), Some("-c a=1"));
-        assert_eq!(
-            a.config().get_target_session_attrs(),
-            postgres::config::TargetSessionAttrs::ReadWrite
-        );
+        assert!(!a.config().get_keepalives());
+        a.set("options", "-c c=3".into()).unwrap();
+        assert_eq!(a.config().get_options(), Some("-c c=3"));
+        assert_eq!(a.pairs().len(), 2, "replaced, not added");
         assert!(PassThrough::new(pairs(&[("host", "h")])).is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! Cutting a connection string into libpq keyword pairs just far enough to
 //! take out what the postgres crate refuses (sslmode verify-*, sslrootcert,
-//! sslcert, sslkey, service) or reads differently from libpq (a URL's query
-//! overriding its host list). The crate parses the values.
+//! sslcert, sslkey, service, target_session_attrs beyond read-write and
+//! read-only) or reads differently from libpq (a URL's query overriding its
+//! host list, connect_timeout=0). The crate parses the values.
 
 use anyhow::{bail, Context, Result};
 use percent_encoding::percent_decode_str;

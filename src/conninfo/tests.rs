@@ -38,8 +38,10 @@ fn the_crate_parses_what_it_understands() {
         let c = parse(s);
         assert_eq!(c.application_name.as_deref(), Some("dash"), "{s}");
         assert_eq!(c.connect_timeout, Some(Duration::from_secs(7)), "{s}");
+        assert_eq!(c.target_session_attrs, Some(SessionAttrs::ReadWrite), "{s}");
         let cfg = c.to_pg_config();
-        assert_eq!(cfg.get_target_session_attrs(), TargetSessionAttrs::ReadWrite, "{s}");
+        // o2o-db checks the role itself, host by host: the crate is told any.
+        assert_eq!(cfg.get_target_session_attrs(), TargetSessionAttrs::Any, "{s}");
         assert_eq!(cfg.get_options(), Some("-c search_path=sales"), "{s}");
         assert_eq!(cfg.get_keepalives_idle(), Duration::from_secs(30), "{s}");
         assert_eq!(cfg.get_dbname(), Some("d"), "{s}");
@@ -103,8 +105,12 @@ fn bad_strings_are_refused_with_the_reason() {
             "unknown sslmode `sometimes`",
         ),
         (
-            "postgres://h/d?target_session_attrs=primary",
-            "invalid target_session_attrs `primary`",
+            "postgres://h/d?target_session_attrs=master",
+            "invalid target_session_attrs `master`",
+        ),
+        (
+            "postgres://h/d?connect_timeout=soon",
+            "invalid connect_timeout `soon`",
         ),
         ("postgres://u:50%@h/d", "percent-encoding"),
         ("host=a,b port=1,2,3", "3 ports for 2 hosts"),
@@ -163,9 +169,103 @@ fn hostaddr_is_passed_on_and_named() {
 }
 
 #[test]
+fn each_host_is_tried_with_its_own_port_and_address() {
+    let c = parse("postgres://u@h1:5433,h2,[::1]:5435/db?target_session_attrs=standby");
+    let each: Vec<String> = c
+        .each_host()
+        .unwrap()
+        .iter()
+        .map(ConnInfo::target)
+        .collect();
+    assert_eq!(each, ["h1:5433/db", "h2:5432/db", "[::1]:5435/db"]);
+    // One port for all hosts, as libpq has it.
+    let c = parse("host=a,b port=7 dbname=d");
+    let each = c.each_host().unwrap();
+    assert_eq!(
+        (each[1].hosts.as_slice(), each[1].ports.as_slice()),
+        (&["b".to_string()][..], &[7][..])
+    );
+    assert_eq!(each[1].target_session_attrs, None);
+    // hostaddr: one address per host, handed to the crate one at a time.
+    let c = parse("host=a,b hostaddr=127.0.0.1,127.0.0.2 port=1,2");
+    let each = c.each_host().unwrap();
+    let second = each[1].to_pg_config();
+    assert_eq!(
+        second.get_hostaddrs(),
+        ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert_eq!(second.get_ports(), [2]);
+    assert_eq!(second.get_hosts(), [Host::Tcp("b".into())]);
+    // No host at all: libpq's localhost.
+    assert_eq!(
+        parse("dbname=d").each_host().unwrap()[0].target(),
+        "localhost:5432/d"
+    );
+}
+
+#[test]
+fn the_host_that_answered_is_named_only_when_there_were_several() {
+    assert_eq!(answered_by("h1:5432/db", "h1:5432"), "h1:5432/db");
+    assert_eq!(
+        answered_by("/tmp/s:5432/db", "/tmp/s:5432"),
+        "/tmp/s:5432/db"
+    );
+    assert_eq!(
+        answered_by("h1:5432,h2:5433/db", "h1:5432"),
+        "h1:5432,h2:5433/db (answered by h1:5432)"
+    );
+    assert_eq!(
+        answered_by("h1:5432,h2:5433/db", "h2:5433"),
+        "h1:5432,h2:5433/db (answered by h2:5433)"
+    );
+}
+
+#[test]
+fn every_target_session_attrs_of_libpq_14_is_accepted() {
+    for value in [
+        "any",
+        "read-write",
+        "read-only",
+        "primary",
+        "standby",
+        "prefer-standby",
+    ] {
+        let c = parse(&format!("host=h target_session_attrs={value}"));
+        assert_eq!(
+            c.target_session_attrs.map(SessionAttrs::as_str),
+            Some(value)
+        );
+    }
+}
+
+#[test]
+fn connect_timeout_zero_means_no_limit() {
+    assert_eq!(
+        parse("host=h connect_timeout=0").connect_timeout,
+        Some(Duration::ZERO)
+    );
+    assert_eq!(parse("host=h connect_timeout=-5").connect_limit(), None);
+    assert_eq!(
+        parse("postgres://h/d?connect_timeout=3").connect_limit(),
+        Some(Duration::from_secs(3))
+    );
+    assert_eq!(
+        parse("host=h connect_timeout=0")
+            .to_pg_config()
+            .get_connect_timeout(),
+        None
+    );
+}
+
+#[test]
 fn every_own_keyword_is_taken_out_before_the_crate() {
     for key in OWN_KEYWORDS {
-        let value = if key == "sslmode" { "verify-ca" } else { "x" };
+        let value = match key {
+            "sslmode" => "verify-ca",
+            "target_session_attrs" => "prefer-standby",
+            "connect_timeout" => "0",
+            _ => "x",
+        };
         assert!(ConnInfo::parse(&format!("{key}={value}")).is_ok(), "{key}");
     }
 }

@@ -12,7 +12,7 @@ pub mod read_only;
 pub mod session;
 pub mod status;
 
-pub use connect::{connect, tls_connector};
+pub use connect::{connect, connect_reaching, tls_connector, NoHost, Reached};
 pub use error::{describe_pg_error, PgContext};
 pub use pool::{CheckoutStats, Manager, Pool, PoolCounters, PooledConnection, Warm};
 pub use session::{with_readonly_session, with_session};

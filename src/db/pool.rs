@@ -6,20 +6,20 @@
 //! timeout into the two errors a DBA needs told apart: the pool is exhausted,
 //! or the server cannot be reached.
 
-use super::connect::{connect, tls_connector};
-use super::error::describe_pg_error;
+mod manager;
+
+pub use manager::{Manager, ManagerError};
+
+use super::connect::connect_reaching;
 use crate::config::{Config, PoolSettings};
 use crate::conninfo::ConnInfo;
 use anyhow::{anyhow, Result};
-use postgres_openssl::MakeTlsConnector;
 use r2d2::{HandleError, HandleEvent};
-use r2d2_postgres::PostgresConnectionManager;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub type Manager = PostgresConnectionManager<MakeTlsConnector>;
 pub type PooledConnection = r2d2::PooledConnection<Manager>;
 
 /// Counters fed by `Pool::get` and r2d2's timeout and error handlers.
@@ -81,11 +81,11 @@ impl HandleEvent for Events {
 #[derive(Debug)]
 struct Errors(Arc<PoolCounters>);
 
-impl HandleError<postgres::Error> for Errors {
-    fn handle_error(&self, error: postgres::Error) {
+impl HandleError<ManagerError> for Errors {
+    fn handle_error(&self, error: ManagerError) {
         self.0.connection_errors.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut last) = self.0.last_error.lock() {
-            *last = Some(describe_pg_error(&error));
+            *last = Some(error.to_string());
         }
     }
 }
@@ -97,6 +97,8 @@ pub struct Pool {
     counters: Arc<PoolCounters>,
     settings: PoolSettings,
     conn: ConnInfo,
+    /// `host:port` of the host the first connection reached.
+    reached: String,
 }
 
 impl std::fmt::Debug for Pool {
@@ -129,9 +131,9 @@ impl Pool {
         // One direct attempt first: a wrong host, database or password fails now,
         // within the connect timeout, with the server's reason, instead of
         // r2d2 retrying it for the whole checkout timeout.
-        drop(connect(conn)?);
+        let reached = connect_reaching(conn)?.endpoint;
         let counters = Arc::new(PoolCounters::default());
-        let manager = PostgresConnectionManager::new(conn.to_pg_config(), tls_connector(conn)?);
+        let manager = Manager::new(conn)?;
         let builder = r2d2::Pool::builder()
             .min_idle(Some(match warm {
                 Warm::Full => settings.size,
@@ -149,6 +151,7 @@ impl Pool {
             counters,
             settings: settings.clone(),
             conn: conn.clone(),
+            reached,
         };
         if warm == Warm::Full {
             pool.wait_until_warm()?;
@@ -238,6 +241,12 @@ impl Pool {
 
     pub fn conn_info(&self) -> &ConnInfo {
         &self.conn
+    }
+
+    /// `host:port` of the host the pool's first connection reached: with a
+    /// multi-host URL, the one that answered (and fit target_session_attrs).
+    pub fn reached(&self) -> &str {
+        &self.reached
     }
 
     pub fn checkout_stats(&self) -> CheckoutStats {

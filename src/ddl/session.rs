@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 /// An open session and its server process id.
 pub struct Session {
     pub client: Client,
+    /// `host:port` of the host that answered (one of a multi-host URL's).
+    pub endpoint: String,
     pub pid: i32,
     /// pg_postmaster_start_time(), as text: tells a server restart (the
     /// session may resume its work) from a backend terminated by a DBA.
@@ -26,9 +28,23 @@ pub struct Session {
 
 /// Opens a session named `settings.application_name` with its timeouts set.
 pub fn open(config: &Config, settings: &SessionSettings) -> Result<Session> {
+    prepare(connect(config, settings)?, settings)
+}
+
+/// The connection of a session named `settings.application_name`, nothing
+/// set on it yet: for a check that must come before anything else.
+pub fn connect(config: &Config, settings: &SessionSettings) -> Result<db::Reached> {
     let mut conn = config.conn.clone();
     conn.application_name = Some(settings.application_name.clone());
-    let mut client = db::connect(&conn)?;
+    db::connect_reaching(&conn)
+}
+
+/// Sets the session's timeouts and server settings.
+pub fn prepare(reached: db::Reached, settings: &SessionSettings) -> Result<Session> {
+    let db::Reached {
+        mut client,
+        endpoint,
+    } = reached;
     let row = client
         .query_one(
             "SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false), \
@@ -48,6 +64,7 @@ pub fn open(config: &Config, settings: &SessionSettings) -> Result<Session> {
         pid: row.get(2),
         server_started: row.get(3),
         client,
+        endpoint,
     })
 }
 
@@ -76,7 +93,7 @@ pub fn reopen(
     stop: &Stop,
     mut prepare: impl FnMut(&mut Session) -> Result<()>,
 ) -> Result<Session> {
-    let window = config.conn.connect_timeout.unwrap_or(RECONNECT_WINDOW);
+    let window = config.conn.connect_limit().unwrap_or(RECONNECT_WINDOW);
     let deadline = Instant::now() + window;
     loop {
         let attempt = open(config, settings).and_then(|mut s| prepare(&mut s).map(|()| s));

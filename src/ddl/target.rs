@@ -21,13 +21,17 @@ pub struct Target {
     pub table: String,
     /// The run lock's key (see run_lock::key).
     pub key: i64,
+    /// Set on a dry run against a hot standby: what a real run there would
+    /// be refused with, for the report's notices.
+    pub standby: Option<String>,
 }
 
 impl Target {
     /// Opens the control session and resolves and checks `set`'s table;
-    /// `ddl` says what the run needs and names it in messages. Index DDL
-    /// runs only on a primary: a hot standby is refused unless `dry_run`
-    /// (the plan is read-only and shows what the primary needs).
+    /// `ddl` says what the run needs and names it in messages. Index DDL runs only on a
+    /// primary: a hot standby is refused before anything is set, read or
+    /// locked, unless `dry_run` (the plan is read-only and shows what the
+    /// primary needs; the refusal becomes `standby`).
     pub fn open(
         config: &Config,
         settings: &SessionSettings,
@@ -36,20 +40,14 @@ impl Target {
         dry_run: bool,
     ) -> Result<Target> {
         let command = ddl.command();
-        let mut control = session::open(config, settings)?;
-        let standby: bool = control
-            .client
-            .query_one("SELECT pg_is_in_recovery()", &[])
-            .pg_context("asking whether the server is a standby")?
-            .get(0);
-        if standby && !dry_run {
-            anyhow::bail!(
-                "{} is a hot standby (read-only replica): {command} changes indexes only on the primary, \
-                 from which they replicate; point --database-url at the primary (or add \
-                 target_session_attrs=read-write to a multi-host URL). Nothing was done",
-                config.conn.target()
-            );
+        let mut reached = session::connect(config, settings)?;
+        let standby = refuse_standby(&mut reached, command)?;
+        if let Some(refusal) = &standby {
+            if !dry_run {
+                anyhow::bail!("{refusal}. Nothing was done");
+            }
         }
+        let mut control = session::prepare(reached, settings)?;
         let (schema, table) = catalog::indexes::resolve_table(&mut control.client, set)?;
         privileges::check(&mut control.client, &schema, &table, ddl)?;
         let key = run_lock::key(&schema, &table);
@@ -58,6 +56,7 @@ impl Target {
             schema,
             table,
             key,
+            standby,
         })
     }
 
@@ -82,4 +81,20 @@ impl Target {
     pub fn release(&mut self) {
         run_lock::release(&mut self.control.client, self.key);
     }
+}
+
+/// What `command` would be refused with on this session's server, when it is
+/// a hot standby (it replays the primary's WAL and cannot take DDL).
+fn refuse_standby(reached: &mut crate::db::Reached, command: &str) -> Result<Option<String>> {
+    let standby: bool = reached
+        .client
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .pg_context("asking whether the server is a standby")?
+        .get(0);
+    Ok(standby.then(|| {
+        format!(
+            "{} is a standby (pg_is_in_recovery); run {command} against the primary",
+            reached.endpoint
+        )
+    }))
 }

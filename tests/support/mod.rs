@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod fleet;
 pub mod pgbouncer;
 
 use o2o_db::commands::seed::{self, SeedArgs};

@@ -115,7 +115,7 @@ pub fn run(config: &Config, plan: &LoadPlan, stop: &Stop) -> Result<(LoadReport,
     let warm_within = checkout_timeout.max(
         config
             .conn
-            .connect_timeout
+            .connect_limit()
             .unwrap_or(Duration::from_secs(10)),
     );
     let open_settings = PoolSettings {

@@ -12,7 +12,12 @@ use std::io::Write;
 const QUERY_COLUMN_CHARS: usize = 60;
 
 pub fn table(r: &PoolStatusReport, w: &mut dyn Write) -> Result<()> {
-    writeln!(w, "pool-status of {} at {}", r.target, r.taken_at)?;
+    writeln!(
+        w,
+        "pool-status of {} at {}",
+        crate::conninfo::answered_by(&r.target, &r.reached),
+        r.taken_at
+    )?;
     writeln!(w)?;
     pool(r, w)?;
     if let Some(load) = &r.load {

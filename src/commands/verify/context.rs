@@ -87,6 +87,8 @@ pub struct Ctx<'a> {
     client: Option<Client>,
     /// How long opening `client` took.
     pub connect_ms: f64,
+    /// `host:port` of the host `client` reached (one of a multi-host URL's).
+    pub endpoint: Option<String>,
     index_set: Option<IndexSet>,
     suite: Option<QuerySuite>,
     table: Option<Table>,
@@ -115,15 +117,22 @@ impl<'a> Ctx<'a> {
         let statement_timeout =
             super::speed_timeout(args.statement_timeout.map(|d| d.0), config, max_ms)?;
         let started = Instant::now();
-        let client = if needs.server {
-            let mut client = db::connect(&config.conn)?;
-            // A deploy gate must not hang behind a migration's ACCESS EXCLUSIVE lock.
-            client
-                .batch_execute(&format!("SET lock_timeout = '{VERIFY_LOCK_TIMEOUT_MS}ms'"))
-                .pg_context("setting verify's lock timeout")?;
-            Some(client)
-        } else {
-            None
+        let reached = needs
+            .server
+            .then(|| db::connect_reaching(&config.conn))
+            .transpose()?;
+        let (client, endpoint) = match reached {
+            Some(db::Reached {
+                mut client,
+                endpoint,
+            }) => {
+                // A deploy gate must not hang behind a migration's ACCESS EXCLUSIVE lock.
+                client
+                    .batch_execute(&format!("SET lock_timeout = '{VERIFY_LOCK_TIMEOUT_MS}ms'"))
+                    .pg_context("setting verify's lock timeout")?;
+                (Some(client), Some(endpoint))
+            }
+            None => (None, None),
         };
         Ok(Ctx {
             config,
@@ -131,6 +140,7 @@ impl<'a> Ctx<'a> {
             statement_timeout,
             client,
             connect_ms: started.elapsed().as_secs_f64() * 1000.0,
+            endpoint,
             index_set,
             suite,
             table: None,

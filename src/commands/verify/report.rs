@@ -102,6 +102,9 @@ pub struct VerifyReport {
     pub summary: Summary,
     /// The database verified.
     pub database: String,
+    /// `host:port` of the server that answered (of a multi-host URL's);
+    /// null when no check needed the server.
+    pub server: Option<String>,
     /// The managed table (schema.table), when a check resolved it.
     pub table: Option<String>,
     /// Per managed index, when the indexes check ran.
@@ -128,6 +131,7 @@ impl VerifyReport {
             checks,
             summary,
             database: String::new(),
+            server: None,
             table: None,
             indexes: Vec::new(),
             analyze_age_seconds: None,

@@ -16,6 +16,10 @@ const PINGS: usize = 5;
 pub fn connectivity(ctx: &mut Ctx) -> Result<Verdict> {
     let connect_ms = ctx.connect_ms;
     let target = ctx.config.conn.target();
+    let target = match &ctx.endpoint {
+        Some(endpoint) => crate::conninfo::answered_by(&target, endpoint),
+        None => target,
+    };
     let client = ctx.client()?;
     let version: String = client
         .query_one("SELECT current_setting('server_version')", &[])?

@@ -20,6 +20,7 @@ fn tour() -> PoolStatusReport {
     PoolStatusReport {
         taken_at: "2026-11-26T07:38:04Z".into(),
         target: "/tmp/o2o-db-pg-tSMVsr/sock:39245/o2o_dashboard".into(),
+        reached: "/tmp/o2o-db-pg-tSMVsr/sock:39245".into(),
         pool: PoolFigures {
             size: 20,
             max_overflow: 40,
@@ -80,6 +81,9 @@ fn group(
 /// The dashboard's API holding 50 of its 60 connections, two of them leaked.
 fn busy() -> PoolStatusReport {
     let mut r = tour();
+    // A multi-host URL: the header names the host that answered.
+    r.target = "db1:5432,db2:5433/o2o_dashboard".into();
+    r.reached = "db2:5433".into();
     r.pool.connections = 1;
     r.pool.idle = 1;
     r.pool.usage_percent = 0.0;

@@ -47,6 +47,7 @@ fn tour() -> Vec<Check> {
 fn the_tour_verify() {
     let mut r = VerifyReport::new(tour(), false, Duration::from_millis(590));
     r.database = "o2o_dashboard".into();
+    r.server = Some("/tmp/o2o-db-pg-tSMVsr/sock:39245".into());
     r.table = Some("public.orders".into());
     r.analyze_age_seconds = Some(12.5);
     let index = |name: &str, exists, valid, matches, size_bytes, scans| IndexFigures {
