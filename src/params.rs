@@ -10,7 +10,7 @@ use crate::db::describe_pg_error;
 use crate::db::PgContext;
 use crate::seed_data::Rng;
 use crate::sqlfiles::QuerySpec;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use bytes::BytesMut;
 use postgres::types::{FromSql, IsNull, ToSql, Type};
 use postgres::Client;
@@ -82,27 +82,43 @@ impl ParamPool {
         let Some(params_sql) = &spec.params_sql else {
             return Ok(ParamPool { rows: vec![vec![]] });
         };
-        let stmt = client
-            .prepare(&spec.sql)
-            .with_pg_context(|| format!("query {} (line {})", spec.name, spec.line))?;
-        let wanted = stmt.params().to_vec();
         let sql = format!("SELECT * FROM ({params_sql}) AS o2o_params LIMIT {MAX_CANDIDATES}");
-        // A params query is suite text too: read-only, like the queries it feeds.
-        let rows = crate::db::read_only::run(client, |tx| tx.query(&sql, &[])).map_err(|e| {
-            if let Some(stop) = crate::db::read_only::refusal(
-                &e,
-                &format!("line {}", spec.line),
-                &format!("{} (its -- params: SELECT)", spec.name),
-            ) {
-                return stop;
+        // A params query is suite text too: read-only, like the queries it
+        // feeds. The query is prepared (for its `$n` types) in the same
+        // transaction, so its statement never outlives it.
+        let read = crate::db::read_only::run(client, |tx| {
+            let wanted = tx.prepare(&spec.sql).map(|stmt| stmt.params().to_vec());
+            if wanted.is_err() {
+                return Ok((wanted, Vec::new()));
             }
-            anyhow!(
-                "params of query {} (line {}): {}",
-                spec.name,
-                spec.line,
-                describe_pg_error(&e)
-            )
-        })?;
+            Ok((wanted, tx.query(&sql, &[])?))
+        });
+        let (wanted, rows) = match read {
+            Ok((Ok(wanted), rows)) => (wanted, rows),
+            Ok((Err(e), _)) => {
+                bail!(
+                    "query {} (line {}): {}",
+                    spec.name,
+                    spec.line,
+                    describe_pg_error(&e)
+                )
+            }
+            Err(e) => {
+                if let Some(stop) = crate::db::read_only::refusal(
+                    &e,
+                    &format!("line {}", spec.line),
+                    &format!("{} (its -- params: SELECT)", spec.name),
+                ) {
+                    return Err(stop);
+                }
+                bail!(
+                    "params of query {} (line {}): {}",
+                    spec.name,
+                    spec.line,
+                    describe_pg_error(&e)
+                )
+            }
+        };
         let Some(first) = rows.first() else {
             bail!(
                 "params of query {} (line {}) returned no rows: is the table empty? (seed it, or check the params SELECT)",
@@ -178,7 +194,10 @@ pub fn literals(client: &mut Client, row: &ParamRow) -> Result<Vec<String>> {
     row.iter()
         .map(|v| {
             let text: Option<String> = client
-                .query_one(&format!("SELECT quote_nullable($1::{}::text)", v.ty), &[v])
+                .query_typed_one(
+                    &format!("SELECT quote_nullable($1::{}::text)", v.ty),
+                    &[(v, v.ty.clone())],
+                )
                 .pg_context("rendering a parameter")?
                 .get(0);
             Ok(format!(

@@ -16,6 +16,7 @@ mod index_state;
 mod monitoring;
 mod params;
 mod partitioned;
+mod pgbouncer;
 mod pool;
 mod pool_status;
 mod readme;

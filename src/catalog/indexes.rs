@@ -11,6 +11,7 @@ use crate::sqlfiles::names::replacement_name;
 use crate::sqlfiles::shape::parse_definition;
 use crate::sqlfiles::{IndexSet, IndexSpec};
 use anyhow::{anyhow, Result};
+use postgres::types::Type;
 use postgres::Client;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -99,10 +100,11 @@ pub fn find_table(
     client: &mut Client,
     set: &IndexSet,
 ) -> Result<Option<(String, String)>, postgres::Error> {
+    // The unnamed statement: safe through a pooler sharing connections per transaction.
     Ok(client
-        .query_opt(
+        .query_typed_opt(
             "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
-            &[&set.table().qualified_table()],
+            &[(&set.table().qualified_table(), Type::TEXT)],
         )?
         .map(|row| (row.get(0), row.get(1))))
 }

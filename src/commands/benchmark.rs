@@ -19,10 +19,11 @@ pub use baseline::BASELINE_NOISE_MS;
 pub use report::{BaselineMeta, BenchmarkReport, Meta, PoolMeta, Pruning, QueryFigures};
 
 use crate::config::{Config, HumanDuration, PoolSettings};
-use crate::db::{Pool, Warm};
+use crate::db::{Pool, Pooling, Warm};
 use crate::sqlfiles::QuerySuite;
 use crate::stop::Stop;
 use anyhow::{bail, Result};
+pub use runner::Statements;
 use runner::{Job, Measured, Plan, RunSettings, Scans};
 use stats::round;
 use std::num::NonZeroU32;
@@ -112,7 +113,14 @@ pub fn run_with(config: &Config, args: &BenchmarkArgs, stop: &Stop) -> Result<Be
     if !(slower_percent.is_finite() && slower_percent >= 0.0) {
         bail!("--slower-percent must be 0 or more, not {slower_percent}");
     }
+    // Through a pooler sharing server connections per transaction, no named
+    // statement may outlive its run (see runner).
+    let statements = match config.pooling.resolve(&config.conn)? {
+        Pooling::Transaction => Statements::Unnamed,
+        Pooling::Session | Pooling::Auto => Statements::Prepared,
+    };
     let settings = RunSettings {
+        statements,
         warmup: args.warmup.unwrap_or(config.benchmark.warmup),
         plan: match args.duration {
             Some(d) => Plan::For(d.0),
@@ -135,7 +143,7 @@ pub fn run_with(config: &Config, args: &BenchmarkArgs, stop: &Stop) -> Result<Be
     } = baseline::open(args)?;
 
     // Every query runs against the table of the managed index set.
-    let (managed, table) = setup::on_managed_table(config)?;
+    let (managed, table) = setup::on_managed_table(config, statements)?;
     let config = &managed;
     let setup = setup::read(
         config,
@@ -218,6 +226,7 @@ pub fn run_with(config: &Config, args: &BenchmarkArgs, stop: &Stop) -> Result<Be
             baseline,
             damaged_history_lines: damaged,
             interrupted,
+            statements,
         },
         queries,
     };

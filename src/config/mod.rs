@@ -26,6 +26,8 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub conn: ConnInfo,
+    /// `[database] pooling`.
+    pub pooling: crate::db::Pooling,
     pub pool: PoolSettings,
     pub alert: AlertSettings,
     pub indexes: IndexSettings,

@@ -115,7 +115,7 @@ pub(super) fn build(file: FileConfig, source: Option<PathBuf>, conn: ConnInfo) -
         _ => p,
     };
     let FileConfig {
-        database: _,
+        database,
         pool,
         alert,
         mut indexes,
@@ -126,6 +126,7 @@ pub(super) fn build(file: FileConfig, source: Option<PathBuf>, conn: ConnInfo) -
     benchmark.file = benchmark.file.map(relative);
     Config {
         conn,
+        pooling: database.pooling,
         pool,
         alert,
         indexes,

@@ -64,6 +64,10 @@ section! {
         pub application_name: String = DEFAULT_APPLICATION_NAME.into(),
         /// Give up on an unreachable server after this, per host tried.
         pub connect_timeout: HumanDuration = HumanDuration::secs(10),
+        /// How server connections behind ours are shared: "auto" (find out),
+        /// "session" (PostgreSQL or a session-mode pooler), "transaction"
+        /// (pgbouncer transaction mode: no prepared statements, no session state).
+        pub pooling: crate::db::Pooling = crate::db::Pooling::Auto,
     }
 }
 

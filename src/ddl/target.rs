@@ -8,7 +8,7 @@ use super::session::{self, Session};
 use super::settings::SessionSettings;
 use crate::catalog;
 use crate::config::Config;
-use crate::db::PgContext;
+use crate::db::{pooling, PgContext};
 use crate::sqlfiles::IndexSet;
 use crate::stop::Stop;
 use anyhow::Result;
@@ -40,6 +40,9 @@ impl Target {
         dry_run: bool,
     ) -> Result<Target> {
         let command = ddl.command();
+        // Before any session state exists: the run lock and timeouts must not
+        // stay behind on a server connection another client gets next.
+        pooling::require_session(&config.conn, config.pooling, command)?;
         let mut reached = session::connect(config, settings)?;
         let standby = refuse_standby(&mut reached, command)?;
         if let Some(refusal) = &standby {

@@ -3,7 +3,7 @@
 //! CSV columns are the JSON field names and their values are read from the
 //! JSON form of each query, so the two formats cannot disagree.
 
-use super::{BenchmarkReport, QueryFigures};
+use super::{BenchmarkReport, QueryFigures, Statements};
 use crate::report::{self, ms};
 use anyhow::Result;
 use comfy_table::{Cell, CellAlignment};
@@ -40,6 +40,12 @@ pub fn table(r: &BenchmarkReport, w: &mut dyn Write) -> Result<()> {
         "{mode} · {runs} after {} warm-up · {params} (seed {}) · suite {}",
         m.warmup, m.seed, m.suite
     )?;
+    if m.statements == Statements::Unnamed {
+        writeln!(
+            w,
+            "unnamed statements, each run parsed and planned (server connections are pooled per transaction): timings include parse and plan"
+        )?;
+    }
 
     let seqscan = r.queries.iter().any(|q| q.speedup.is_some());
     let waits = r.queries.iter().any(|q| q.wait_mean_ms.is_some());

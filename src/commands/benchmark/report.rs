@@ -3,6 +3,7 @@
 //! it gives the exit code.
 
 use super::history::DamagedLine;
+use super::runner::Statements;
 use super::stats::Figures;
 use crate::db::CheckoutStats;
 use crate::report::{Outcome, Report};
@@ -57,6 +58,10 @@ pub struct Meta {
     pub damaged_history_lines: Vec<DamagedLine>,
     /// Stopped by Ctrl-C: the queries measured so far are reported.
     pub interrupted: bool,
+    /// Prepared once per connection (only the execution timed), or unnamed
+    /// each run through a pooler sharing connections per transaction (parse
+    /// and plan timed too).
+    pub statements: Statements,
 }
 
 #[derive(Debug, Clone, Serialize)]

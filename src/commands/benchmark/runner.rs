@@ -7,6 +7,12 @@
 //! decoded, so the tool's own overhead stays out of the figures. A failed run
 //! is counted and the run goes on on a fresh connection.
 //!
+//! Through a pooler that shares server connections per transaction a named
+//! statement would outlive its transaction on a server connection another
+//! client gets next (and collide with that client's own `s0`, `s1`, ...), so
+//! there each run sends the unnamed statement (parse, plan and execute in one
+//! round trip, as pgbench -M extended) and only transaction-local settings.
+//!
 //! This file holds what both modes share (the job, the plan, one timed run,
 //! preparing, the progress bar); runner/ holds the two modes.
 
@@ -19,13 +25,14 @@ pub use sequential::sequential;
 use super::stats::Recorder;
 use crate::db::read_only;
 use crate::db::PgContext;
-use crate::params::{ParamPool, ParamRow};
+use crate::params::{as_sql_params, ParamPool, ParamRow};
 use crate::report;
 use crate::seed_data::Rng;
 use crate::stop::Stop;
 use anyhow::Result;
-use postgres::types::ToSql;
+use postgres::types::{ToSql, Type};
 use postgres::{Client, Statement};
+use serde::Serialize;
 use std::time::{Duration, Instant};
 
 /// One query ready to run: its SQL and where its parameters come from.
@@ -69,6 +76,29 @@ pub struct RunSettings<'a> {
     pub seed: u64,
     /// Ends the run after the current query runs; the report shows what was measured.
     pub stop: &'a Stop,
+    pub statements: Statements,
+}
+
+/// How each run's statement reaches the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Statements {
+    /// Prepared once per connection; only its execution is timed (pgbench -M prepared).
+    Prepared,
+    /// The unnamed statement each run: the timings include parse and plan
+    /// (pgbench -M extended). Through a pooler sharing connections per transaction.
+    Unnamed,
+}
+
+/// One job's statement on one connection.
+#[derive(Debug, Clone)]
+enum Runnable {
+    Prepared(Statement),
+    Unnamed {
+        sql: String,
+        /// --compare-seqscan's settings, local to each run's transaction.
+        seq_only: bool,
+    },
 }
 
 /// What the planner may use: everything, or sequential scans only (the
@@ -82,6 +112,9 @@ pub enum Scans {
 /// The session settings that take the indexes away from the planner.
 const SEQ_SCAN_ONLY: &str =
     "SET enable_indexscan = off; SET enable_indexonlyscan = off; SET enable_bitmapscan = off";
+/// The same, for one transaction only (nothing stays on a pooled server connection).
+const SEQ_SCAN_ONLY_LOCAL: &str = "SET LOCAL enable_indexscan = off; \
+     SET LOCAL enable_indexonlyscan = off; SET LOCAL enable_bitmapscan = off";
 
 /// One query's recorded runs and the wall-clock time they took.
 #[derive(Debug, Clone)]
@@ -90,7 +123,7 @@ pub struct Measured {
     pub wall: Duration,
 }
 
-/// Runs a prepared statement once, in a READ ONLY transaction (see
+/// Runs a job's statement once, in a READ ONLY transaction (see
 /// crate::db::read_only), and returns its latency and how many rows it produced.
 /// Only the execution is timed, not the transaction around it. `execute`
 /// drains the result in one call and takes the count from the server's
@@ -98,18 +131,48 @@ pub struct Measured {
 /// rows would add client time to every measurement.
 fn timed_run(
     client: &mut Client,
-    statement: &Statement,
-    params: &[&(dyn ToSql + Sync)],
+    runnable: &Runnable,
+    params: &ParamRow,
 ) -> Result<(Duration, u64), postgres::Error> {
-    read_only::run(client, |tx| {
-        let started = Instant::now();
-        let rows = tx.execute(statement, params)?;
-        Ok((started.elapsed(), rows))
+    read_only::run(client, |tx| match runnable {
+        Runnable::Prepared(statement) => {
+            let params = as_sql_params(params);
+            let started = Instant::now();
+            let rows = tx.execute(statement, &params)?;
+            Ok((started.elapsed(), rows))
+        }
+        Runnable::Unnamed { sql, seq_only } => {
+            if *seq_only {
+                tx.batch_execute(SEQ_SCAN_ONLY_LOCAL)?;
+            }
+            let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
+                .iter()
+                .map(|p| (p as &(dyn ToSql + Sync), p.ty.clone()))
+                .collect();
+            let started = Instant::now();
+            let rows = tx.execute_typed(sql, &typed)?;
+            Ok((started.elapsed(), rows))
+        }
     })
 }
 
-/// Prepares every job's statement on a connection (after the seq-scan settings when asked).
-fn prepare_all(client: &mut Client, jobs: &[Job], scans: Scans) -> Result<Vec<Statement>> {
+/// Every job's statement on a connection: prepared (after the seq-scan
+/// settings when asked), or the SQL sent unnamed on each run.
+fn prepare_all(
+    client: &mut Client,
+    jobs: &[Job],
+    scans: Scans,
+    statements: Statements,
+) -> Result<Vec<Runnable>> {
+    if statements == Statements::Unnamed {
+        return Ok(jobs
+            .iter()
+            .map(|job| Runnable::Unnamed {
+                sql: job.sql.clone(),
+                seq_only: scans == Scans::SeqOnly,
+            })
+            .collect());
+    }
     if scans == Scans::SeqOnly {
         client
             .batch_execute(SEQ_SCAN_ONLY)
@@ -119,6 +182,7 @@ fn prepare_all(client: &mut Client, jobs: &[Job], scans: Scans) -> Result<Vec<St
         .map(|job| {
             client
                 .prepare(&job.sql)
+                .map(Runnable::Prepared)
                 .with_pg_context(|| format!("query {} ({})", job.name, job.origin))
         })
         .collect()

@@ -3,16 +3,17 @@
 //! server's version, the table's rows and each query's candidate parameters.
 
 use super::report::Pruning;
-use super::runner::Job;
+use super::runner::{Job, Statements};
 use crate::catalog::{self, partitions, partitions::Relations};
 use crate::config::Config;
 use crate::db::{self, PgContext};
 use crate::explain;
-use crate::ident::quote_qualified;
+use crate::ident::{quote_ident, quote_qualified};
 use crate::params::{self, ParamPool, ParamRow};
 use crate::seed_data::Rng;
 use crate::sqlfiles::{IndexSet, QuerySpec};
-use anyhow::Result;
+use anyhow::{bail, Result};
+use postgres::types::Type;
 
 /// The managed index set's table as the server resolves it.
 pub struct ManagedTable {
@@ -27,21 +28,55 @@ pub struct ManagedTable {
 /// `config` with the managed table's schema first on every session's
 /// search_path, and that table; None when the database has no such table
 /// (a suite of another table, e.g. examples/menu without its index file).
-pub fn on_managed_table(config: &Config) -> Result<(Config, Option<ManagedTable>)> {
+///
+/// Through a pooler sharing server connections per transaction the
+/// search_path cannot be a startup option (pgbouncer refuses those it cannot
+/// track) nor a SET (it would stay on the server connection): there the
+/// table must already be the one the server's search_path finds.
+pub fn on_managed_table(
+    config: &Config,
+    statements: Statements,
+) -> Result<(Config, Option<ManagedTable>)> {
     let set = IndexSet::load(config.indexes.file.as_deref())?;
     let mut client = db::connect(&config.conn)?;
     let found = catalog::indexes::find_table(&mut client, &set)
         .pg_context("looking up the managed table")?;
     let mut config = config.clone();
-    let table = found.map(|(schema, name)| {
-        config.conn.schema_first = Some(schema.clone());
-        ManagedTable {
-            shown: format!("{schema}.{name}"),
-            quoted: quote_qualified(Some(&schema), &name),
-            name,
+    let Some((schema, name)) = found else {
+        return Ok((config, None));
+    };
+    let quoted = quote_qualified(Some(&schema), &name);
+    match statements {
+        Statements::Prepared => config.conn.schema_first = Some(schema.clone()),
+        Statements::Unnamed => {
+            // The unnamed statement: nothing named is left on the server connection.
+            let same: bool = client
+                .query_typed_one(
+                    "SELECT to_regclass($1) IS NOT DISTINCT FROM to_regclass($2)",
+                    &[(&quote_ident(&name), Type::TEXT), (&quoted, Type::TEXT)],
+                )
+                .pg_context("checking the search_path finds the managed table")?
+                .get(0);
+            if !same {
+                bail!(
+                    "the managed table is {schema}.{name}, but through a pooler that shares server \
+                     connections per transaction o2o-db cannot put schema {schema} first on the \
+                     search_path, and the server's search_path finds another {name} (or none): \
+                     set the role's search_path (ALTER ROLE ... SET search_path = {}, public) \
+                     or connect to PostgreSQL directly",
+                    quote_ident(&schema)
+                );
+            }
         }
-    });
-    Ok((config, table))
+    }
+    Ok((
+        config,
+        Some(ManagedTable {
+            shown: format!("{schema}.{name}"),
+            quoted,
+            name,
+        }),
+    ))
 }
 
 /// What the run needs from the server before timing starts.
@@ -73,10 +108,9 @@ pub fn read(
     let server_version = scalar_text(&mut client, "SHOW server_version")?;
     let orders = match table {
         Some(t) => Some(
-            client
-                .query_one(format!("SELECT count(*) FROM {}", t.quoted).as_str(), &[])
-                .pg_context("counting the table's rows")?
-                .get(0),
+            scalar_text(&mut client, &format!("SELECT count(*) FROM {}", t.quoted))?
+                .parse()
+                .unwrap_or(0),
         ),
         None => None,
     };

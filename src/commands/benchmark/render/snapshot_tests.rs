@@ -5,7 +5,9 @@
 //! interrupted before its first query; and one on a partitioned table.
 
 use super::super::stats::Figures;
-use super::super::{BaselineMeta, BenchmarkReport, Meta, PoolMeta, Pruning, QueryFigures};
+use super::super::{
+    BaselineMeta, BenchmarkReport, Meta, PoolMeta, Pruning, QueryFigures, Statements,
+};
 use crate::db::CheckoutStats;
 use crate::report::snapshot::assert_formats;
 use crate::report::{Outcome, Report};
@@ -13,6 +15,7 @@ use crate::report::{Outcome, Report};
 /// The README tour's `benchmark --compare-seqscan` header.
 fn meta() -> Meta {
     Meta {
+        statements: Statements::Prepared,
         started_at: "2026-11-26T07:38:00Z".into(),
         server_version: "15.18 (Debian 15.18-0+deb12u1)".into(),
         database: "o2o_dashboard".into(),
@@ -189,7 +192,8 @@ fn the_tour_with_the_seqscan_comparison() {
     assert_formats!("tour", r);
 }
 
-/// Six clients for 30 s on a pool of 5, compared with last night's run.
+/// Six clients for 30 s on a pool of 5 through a transaction-mode pooler,
+/// compared with last night's run.
 fn concurrent() -> BenchmarkReport {
     let waits = |q: QueryFigures, mean, max| QueryFigures {
         wait_mean_ms: Some(mean),
@@ -267,6 +271,8 @@ fn concurrent() -> BenchmarkReport {
     };
     BenchmarkReport {
         meta: Meta {
+            // Through pgbouncer in transaction mode: unnamed statements.
+            statements: Statements::Unnamed,
             mode: "concurrent",
             clients: 6,
             iterations: None,

@@ -2,18 +2,18 @@
 //! the pool, statements prepared once per pooled connection, waits for a
 //! connection recorded apart from the latencies.
 
-use super::{prepare_all, timed_run, Job, Measured, Plan, Progress, RunSettings, Scans};
+use super::{
+    prepare_all, timed_run, Job, Measured, Plan, Progress, RunSettings, Runnable, Scans, Statements,
+};
 use crate::commands::benchmark::stats::Recorder;
 use crate::db::{describe_pg_error, read_only, Pool, PooledConnection};
-use crate::params::as_sql_params;
 use crate::seed_data::Rng;
 use anyhow::{anyhow, Result};
-use postgres::Statement;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The statements prepared on one pooled connection, kept with it.
-struct Prepared(Vec<Statement>);
+struct Prepared(Vec<Runnable>);
 
 /// Job `i`'s statement on this pooled connection, prepared on first use.
 fn statement(
@@ -21,11 +21,12 @@ fn statement(
     jobs: &[Job],
     i: usize,
     scans: Scans,
-) -> Result<Statement> {
+    how: Statements,
+) -> Result<Runnable> {
     if let Some(prepared) = r2d2::PooledConnection::extensions(conn).get::<Prepared>() {
         return Ok(prepared.0[i].clone());
     }
-    let statements = prepare_all(conn, jobs, scans)?;
+    let statements = prepare_all(conn, jobs, scans, how)?;
     let statement = statements[i].clone();
     r2d2::PooledConnection::extensions_mut(conn).insert(Prepared(statements));
     Ok(statement)
@@ -33,11 +34,11 @@ fn statement(
 
 /// Opens as many pool connections as clients can use at once and prepares
 /// the statements on each, so connecting is not timed as waiting.
-fn prime(pool: &Pool, jobs: &[Job], scans: Scans, clients: u32) -> Result<()> {
+fn prime(pool: &Pool, jobs: &[Job], scans: Scans, settings: &RunSettings) -> Result<()> {
     let mut held = Vec::new();
-    for _ in 0..clients.min(pool.max_size()) {
+    for _ in 0..settings.clients.min(pool.max_size()) {
         let mut conn = pool.get()?;
-        statement(&mut conn, jobs, 0, scans)?;
+        statement(&mut conn, jobs, 0, scans, settings.statements)?;
         held.push(conn);
     }
     Ok(())
@@ -53,7 +54,7 @@ pub fn concurrent(
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    prime(pool, jobs, scans, settings.clients)?;
+    prime(pool, jobs, scans, settings)?;
     let mut measured = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
         if settings.stop.requested() {
@@ -110,7 +111,8 @@ fn phase(
                                 Plan::For(d) => started.elapsed() < d,
                             }
                     };
-                    client_loop(pool, jobs, i, scans, seed, next, progress)
+                    let how = (scans, settings.statements);
+                    client_loop(pool, jobs, i, how, seed, next, progress)
                 })
             })
             .collect();
@@ -135,7 +137,7 @@ fn client_loop(
     pool: &Pool,
     jobs: &[Job],
     i: usize,
-    scans: Scans,
+    (scans, statements): (Scans, Statements),
     seed: u64,
     next: impl Fn() -> bool,
     progress: Option<&Progress>,
@@ -152,24 +154,21 @@ fn client_loop(
             Err(e) => recorder.error(format!("{e:#}")),
             Ok(mut conn) => {
                 recorder.waited(waited);
-                match statement(&mut conn, jobs, i, scans) {
+                match statement(&mut conn, jobs, i, scans, statements) {
                     Err(e) => {
                         recorder.error(format!("{e:#}"));
                         discard_if_broken(&mut conn);
                     }
-                    Ok(statement) => {
-                        let params = as_sql_params(params);
-                        match timed_run(&mut conn, &statement, &params) {
-                            Ok((latency, rows)) => recorder.record(latency, rows),
-                            Err(e) => {
-                                if let Some(stop) = read_only::refusal(&e, &job.origin, &job.name) {
-                                    return Err(stop);
-                                }
-                                recorder.error(describe_pg_error(&e));
-                                discard_if_broken(&mut conn);
+                    Ok(statement) => match timed_run(&mut conn, &statement, params) {
+                        Ok((latency, rows)) => recorder.record(latency, rows),
+                        Err(e) => {
+                            if let Some(stop) = read_only::refusal(&e, &job.origin, &job.name) {
+                                return Err(stop);
                             }
+                            recorder.error(describe_pg_error(&e));
+                            discard_if_broken(&mut conn);
                         }
-                    }
+                    },
                 }
             }
         }

@@ -1,14 +1,16 @@
 //! A sequential run: each query in turn on one dedicated connection, opened
 //! again (with a short backoff) after a killed backend or a restart.
 
-use super::{prepare_all, timed_run, Job, Measured, Plan, Progress, RunSettings, Scans};
+use super::{
+    prepare_all, timed_run, Job, Measured, Plan, Progress, RunSettings, Runnable, Scans, Statements,
+};
 use crate::commands::benchmark::stats::Recorder;
 use crate::conninfo::ConnInfo;
 use crate::db::{self, describe_pg_error, read_only};
-use crate::params::{as_sql_params, ParamRow};
+use crate::params::ParamRow;
 use crate::seed_data::Rng;
 use anyhow::Result;
-use postgres::{Client, Statement};
+use postgres::Client;
 use std::time::{Duration, Instant};
 
 /// How many reconnects in a row may fail before the run gives up.
@@ -26,19 +28,26 @@ struct Session<'a> {
     conn: &'a ConnInfo,
     jobs: &'a [Job],
     scans: Scans,
-    open: Option<(Client, Vec<Statement>)>,
+    statements: Statements,
+    open: Option<(Client, Vec<Runnable>)>,
     failed_reconnects: u32,
 }
 
 impl<'a> Session<'a> {
-    fn open(conn: &'a ConnInfo, jobs: &'a [Job], scans: Scans) -> Result<Session<'a>> {
+    fn open(
+        conn: &'a ConnInfo,
+        jobs: &'a [Job],
+        scans: Scans,
+        statements: Statements,
+    ) -> Result<Session<'a>> {
         let mut client = db::connect(conn)?;
-        let statements = prepare_all(&mut client, jobs, scans)?;
+        let prepared = prepare_all(&mut client, jobs, scans, statements)?;
         Ok(Session {
             conn,
             jobs,
             scans,
-            open: Some((client, statements)),
+            statements,
+            open: Some((client, prepared)),
             failed_reconnects: 0,
         })
     }
@@ -64,8 +73,7 @@ impl<'a> Session<'a> {
         let Some((client, statements)) = self.open.as_mut() else {
             return Ok(Run::Failed("not connected".into()));
         };
-        let params = as_sql_params(params);
-        Ok(match timed_run(client, &statements[i], &params) {
+        Ok(match timed_run(client, &statements[i], params) {
             Ok((latency, rows)) => Run::Done { latency, rows },
             Err(e) => {
                 let job = &self.jobs[i];
@@ -81,9 +89,9 @@ impl<'a> Session<'a> {
 
     fn reconnect(&mut self) -> Result<()> {
         let mut client = db::connect(self.conn)?;
-        let statements = prepare_all(&mut client, self.jobs, self.scans)?;
+        let prepared = prepare_all(&mut client, self.jobs, self.scans, self.statements)?;
         self.failed_reconnects = 0;
-        self.open = Some((client, statements));
+        self.open = Some((client, prepared));
         Ok(())
     }
 }
@@ -95,7 +103,7 @@ pub fn sequential(
     settings: &RunSettings,
     scans: Scans,
 ) -> Result<Vec<Measured>> {
-    let mut session = Session::open(conn, jobs, scans)?;
+    let mut session = Session::open(conn, jobs, scans, settings.statements)?;
     let mut measured = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
         if settings.stop.requested() {
