@@ -45,6 +45,21 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
 
+    /// Run against the [[targets]] entry NAME of the config (its url, and its pooling)
+    ///
+    /// Example: o2o-db --target replica1 verify
+    #[arg(long, global = true, value_name = "NAME", conflicts_with_all = ["database_url", "all_targets"])]
+    pub target: Option<String>,
+
+    /// verify, benchmark and pool-status: run on every [[targets]] node, one
+    /// report with a section per node and the fleet's own findings (a node
+    /// that is not the role the config gives it, two nodes taking writes);
+    /// the exit code is the worst of them
+    ///
+    /// Example: o2o-db --all-targets --format prometheus --output /var/lib/node_exporter/o2o_db.prom verify
+    #[arg(long, global = true, conflicts_with = "database_url")]
+    pub all_targets: bool,
+
     /// Output format of the report on stdout
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,

@@ -67,8 +67,17 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 /// Runs the subcommand, writing its report to `out`.
 fn dispatch(cli: &Cli, out: &mut dyn std::io::Write) -> Result<Outcome> {
     let format = cli.global.format;
-    // Resolved only by the commands that use a database.
-    let config = || config::resolve(&cli.global.overrides(), &config::process_env);
+    // Resolved only by the commands that use a database; --target points it at one node.
+    let config = || {
+        let resolved = config::resolve(&cli.global.overrides(), &config::process_env)?;
+        match &cli.global.target {
+            Some(name) => resolved.for_target(name),
+            None => Ok(resolved),
+        }
+    };
+    if cli.global.all_targets {
+        return all_targets(cli, &config()?, out);
+    }
     // The CLI owns Ctrl-C: long runs stop cleanly and report what they did (exit 130).
     if !matches!(cli.command, Command::Completions(_) | Command::Man) {
         stop::install_or_warn();
@@ -105,5 +114,38 @@ fn dispatch(cli: &Cli, out: &mut dyn std::io::Write) -> Result<Outcome> {
             }
             commands::demo::run(&config()?, args, out)
         }
+    }
+}
+
+/// `--all-targets`: verify, benchmark or pool-status on every node.
+fn all_targets(
+    cli: &Cli,
+    config: &config::Config,
+    out: &mut dyn std::io::Write,
+) -> Result<Outcome> {
+    use commands::fleet::{self, FleetReport};
+    let format = cli.global.format;
+    match &cli.command {
+        Command::Verify(args) => {
+            report::run_and_emit::<FleetReport<_>>(format, "verify --all-targets", out, || {
+                fleet::run(config, |c| commands::verify::run(c, args))
+            })
+        }
+        Command::Benchmark(args) => {
+            report::run_and_emit::<FleetReport<_>>(format, "benchmark --all-targets", out, || {
+                fleet::run(config, |c| commands::benchmark::run(c, args))
+            })
+        }
+        Command::PoolStatus(args) if args.watch.is_none() && args.load.is_none() => {
+            report::run_and_emit::<FleetReport<_>>(format, "pool-status --all-targets", out, || {
+                fleet::run(config, |c| commands::pool_status::run(c, args))
+            })
+        }
+        Command::PoolStatus(_) => anyhow::bail!(
+            "--all-targets takes one snapshot of each node; --watch and --load run on one node: pick it with --target NAME"
+        ),
+        _ => anyhow::bail!(
+            "--all-targets is for verify, benchmark and pool-status; index DDL runs on the primary only: pick it with --target NAME"
+        ),
     }
 }

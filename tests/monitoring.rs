@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 /// Checks `text` with promtool (the Prometheus project's own linter).
-fn promtool_accepts(text: &str) {
+pub fn promtool_accepts(text: &str) {
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

@@ -25,5 +25,6 @@ mod secrets;
 mod seed;
 mod seed_partitioned;
 mod shell;
+mod targets;
 mod tls;
 mod verify;

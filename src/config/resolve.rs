@@ -4,8 +4,8 @@
 //! variables, then .pgpass) > config file > built-in default.
 
 use super::diagnostics::{line_of, parse_str, read_text};
-use super::schema::FileConfig;
-use super::Config;
+use super::schema::{DatabaseSection, FileConfig};
+use super::{Config, FleetTarget};
 use crate::conninfo::ConnInfo;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -63,11 +63,29 @@ pub fn resolve(flags: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Resul
         .or_else(|| non_empty(env("O2O_DB_URL")).map(|u| (u, "O2O_DB_URL".into())))
         .or_else(|| non_empty(env("DATABASE_URL")).map(|u| (u, "DATABASE_URL".into())))
         .or(from_file);
-    let mut conn = match &url {
+    let conn = match &url {
         Some((u, origin)) => ConnInfo::parse(u).with_context(|| format!("in {origin}"))?,
         None => ConnInfo::default(),
     };
+    let conn = complete(conn, &file.database, env)?;
+    let targets = fleet_targets(&file, &text, path.as_deref(), env)?;
 
+    // 6. Everything else: the file, whose missing keys take the schema's defaults.
+    //    Subcommand flags (--lock-timeout, --iterations, ...) override these in the subcommands.
+    Ok(Config {
+        targets,
+        ..build(file, path, conn)
+    })
+}
+
+/// Steps 3 to 5 for one connection string (the main one, or a target's): what
+/// it leaves out comes from its service, the PG* variables, [database]'s
+/// defaults and the password file.
+fn complete(
+    mut conn: ConnInfo,
+    db: &DatabaseSection,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ConnInfo> {
     // 3. What the string leaves out comes from its service (service=, else
     //    $PGSERVICE) in pg_service.conf, then from libpq's PG* variables, as psql does it.
     conn.fill_from_service(env)?;
@@ -76,7 +94,6 @@ pub fn resolve(flags: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Resul
     // 4. Still unset: the file's [database] name, application_name and
     //    connect_timeout (which default in the schema); libpq's local socket
     //    directory when it exists; the OS user.
-    let db = &file.database;
     conn.dbname.get_or_insert_with(|| db.name.clone());
     conn.application_name
         .get_or_insert_with(|| db.application_name.clone());
@@ -97,9 +114,55 @@ pub fn resolve(flags: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Resul
         conn.fill_from_pgpass(&pgpass)?;
     }
 
-    // 6. Everything else: the file, whose missing keys take the schema's defaults.
-    //    Subcommand flags (--lock-timeout, --iterations, ...) override these in the subcommands.
-    Ok(build(file, path, conn))
+    Ok(conn)
+}
+
+/// `[[targets]]`, each connection completed like the main one; names must be
+/// given and unique.
+fn fleet_targets(
+    file: &FileConfig,
+    text: &str,
+    path: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<FleetTarget>> {
+    let shown = path
+        .unwrap_or(Path::new("o2o-db.toml"))
+        .display()
+        .to_string();
+    let mut targets: Vec<FleetTarget> = Vec::new();
+    for t in &file.targets {
+        let at = |span: std::ops::Range<usize>| format!("{shown}:{}", line_of(text, span.start));
+        let name = t.name.get_ref().trim().to_string();
+        if name.is_empty() {
+            bail!(
+                "{}: [[targets]] name is empty; give each target a name",
+                at(t.name.span())
+            );
+        }
+        if targets.iter().any(|other| other.name == name) {
+            bail!(
+                "{}: a second [[targets]] named `{name}`; names must be unique",
+                at(t.name.span())
+            );
+        }
+        let origin = format!("{} [[targets]] `{name}` url", at(t.url.span()));
+        let conn = ConnInfo::parse(t.url.get_ref()).with_context(|| format!("in {origin}"))?;
+        let admin = match &t.admin_url {
+            Some(u) => Some(
+                ConnInfo::parse(u)
+                    .with_context(|| format!("in {shown} [[targets]] `{name}` admin_url"))?,
+            ),
+            None => None,
+        };
+        targets.push(FleetTarget {
+            conn: complete(conn, &file.database, env).with_context(|| format!("in {origin}"))?,
+            admin,
+            name,
+            role: t.role,
+            pooling: t.pooling,
+        });
+    }
+    Ok(targets)
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -121,6 +184,7 @@ pub(super) fn build(file: FileConfig, source: Option<PathBuf>, conn: ConnInfo) -
         mut indexes,
         mut benchmark,
         verify,
+        targets: _,
     } = file;
     indexes.file = indexes.file.map(relative);
     benchmark.file = benchmark.file.map(relative);
@@ -133,5 +197,6 @@ pub(super) fn build(file: FileConfig, source: Option<PathBuf>, conn: ConnInfo) -
         benchmark,
         verify,
         source,
+        targets: Vec::new(),
     }
 }

@@ -50,6 +50,48 @@ pub struct FileConfig {
     pub indexes: IndexSettings,
     pub benchmark: BenchmarkSettings,
     pub verify: VerifySettings,
+    /// `[[targets]]`: the nodes of a fleet, for `--target` and `--all-targets`.
+    pub targets: Vec<TargetSection>,
+}
+
+/// What a fleet node is meant to be; verify and `--all-targets` check it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeRole {
+    /// Takes writes: the only node index DDL may run on.
+    Primary,
+    /// A hot standby streaming from the primary; the dashboard reads from it.
+    Replica,
+    /// pgbouncer in front of a node (its role is that node's).
+    Pgbouncer,
+}
+
+impl NodeRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeRole::Primary => "primary",
+            NodeRole::Replica => "replica",
+            NodeRole::Pgbouncer => "pgbouncer",
+        }
+    }
+}
+
+/// `[[targets]]` as written: one node of the fleet.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSection {
+    /// How `--target` and the reports name it.
+    pub name: toml::Spanned<String>,
+    /// Its connection string (URL or key=value); gaps are filled as for [database].
+    pub url: toml::Spanned<String>,
+    /// primary, replica or pgbouncer.
+    pub role: NodeRole,
+    /// pgbouncer: its admin console (dbname pgbouncer), read by pool-status.
+    #[serde(default)]
+    pub admin_url: Option<String>,
+    /// pgbouncer: how it pools ("transaction" or "session"); default: find out.
+    #[serde(default)]
+    pub pooling: crate::db::Pooling,
 }
 
 section! {

@@ -14,7 +14,16 @@ impl Bouncer {
     /// pgbouncer for `dbname` on the shared sandbox, in `pool_mode`, with
     /// `default_pool_size` server connections per pool.
     pub fn start(dbname: &str, pool_mode: &str, pool_size: u32) -> Bouncer {
-        let sandbox = super::sandbox();
+        Bouncer::start_for(super::sandbox(), dbname, pool_mode, pool_size)
+    }
+
+    /// The same, in front of `sandbox` (a fleet's primary, say).
+    pub fn start_for(
+        sandbox: &o2o_db::pg_sandbox::Sandbox,
+        dbname: &str,
+        pool_mode: &str,
+        pool_size: u32,
+    ) -> Bouncer {
         let dir = tempfile::tempdir().expect("pgbouncer dir");
         let port = o2o_db::pg_sandbox::free_port().expect("a free port");
         let ini = dir.path().join("pgbouncer.ini");

@@ -1,0 +1,281 @@
+// [[targets]] in the config: --target picks one node, --all-targets runs
+// verify, benchmark and pool-status on every node of a real fleet (a primary,
+// its streaming replica, a pgbouncer in front of the primary) with one report
+// and the worst exit code; a node that is not what the config says (a replica
+// taking writes, a primary in recovery), two nodes taking writes and a dead
+// node are findings of their own.
+
+use crate::support::{self, fleet, pgbouncer::Bouncer};
+use std::io::Write;
+
+/// A config file naming the fleet's nodes as `(name, url, role)`.
+fn config_file(targets: &[(&str, String, &str)]) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    for (name, url, role) in targets {
+        writeln!(
+            f,
+            "[[targets]]\nname = \"{name}\"\nurl = \"{url}\"\nrole = \"{role}\"\n"
+        )
+        .unwrap();
+    }
+    f
+}
+
+fn node_url(port: u16) -> String {
+    format!(
+        "postgres://postgres@127.0.0.1:{port}/{}?sslmode=disable",
+        fleet::DB
+    )
+}
+
+fn run(config: &tempfile::NamedTempFile, args: &[&str], code: i32) -> (String, String) {
+    let out = support::run(
+        support::bare_cmd()
+            .arg("--config")
+            .arg(config.path())
+            .args(args),
+        code,
+    );
+    (support::stdout(&out), support::stderr(&out))
+}
+
+#[test]
+fn all_targets_reports_each_node_and_target_picks_one() {
+    let f = fleet::fleet();
+    let config = config_file(&[
+        ("primary", node_url(f.primary.port()), "primary"),
+        ("replica1", node_url(f.replica.port()), "replica"),
+    ]);
+    let (text, _) = run(
+        &config,
+        &[
+            "--all-targets",
+            "benchmark",
+            "--only",
+            "latest_orders",
+            "--iterations",
+            "3",
+        ],
+        0,
+    );
+    let primary_at = format!(
+        "== primary (config: primary; found: primary at 127.0.0.1:{}) ==",
+        f.primary.port()
+    );
+    let replica_at = format!(
+        "== replica1 (config: replica; found: standby at 127.0.0.1:{}) ==",
+        f.replica.port()
+    );
+    assert!(
+        text.contains(&primary_at) && text.contains(&replica_at),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("latest_orders").count(),
+        2,
+        "one table per node: {text}"
+    );
+    assert!(text.ends_with("fleet: 2 targets, 2 clean\n"), "{text}");
+
+    let (json, _) = run(
+        &config,
+        &["--all-targets", "--format", "json", "pool-status"],
+        0,
+    );
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let nodes = doc["targets"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    assert_eq!(nodes[1]["found"], "standby");
+    assert!(nodes[1]["report"].is_object(), "{json}");
+
+    // Prometheus: every sample labelled by node, each family once (promtool agrees).
+    let (prom, _) = run(
+        &config,
+        &["--all-targets", "--format", "prometheus", "pool-status"],
+        0,
+    );
+    assert!(
+        prom.contains(r#"o2o_db_fleet_target_role_ok{node="replica1",expected_role="replica"} 1"#),
+        "{prom}"
+    );
+    let helps: Vec<&str> = prom
+        .lines()
+        .filter(|l| l.starts_with("# HELP o2o_db_pool_max_size "))
+        .collect();
+    assert_eq!(helps.len(), 1, "{prom}");
+    assert!(
+        prom.contains("o2o_db_pool_max_size{node=\"primary\""),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("o2o_db_pool_max_size{node=\"replica1\""),
+        "{prom}"
+    );
+    crate::monitoring::promtool_accepts(&prom);
+
+    // --target: one node, its own report.
+    let (one, _) = run(
+        &config,
+        &["--target", "replica1", "--format", "json", "pool-status"],
+        0,
+    );
+    assert!(
+        one.contains(&format!("127.0.0.1:{}", f.replica.port()))
+            || one.contains(&f.replica.port().to_string()),
+        "{one}"
+    );
+    let (_, err) = run(&config, &["--target", "replica", "verify"], 2);
+    assert!(
+        err.contains("no target named `replica`") && err.contains("did you mean `replica1`?"),
+        "{err}"
+    );
+    let (_, err) = run(&config, &["--all-targets", "create-indexes"], 2);
+    assert!(
+        err.contains("--all-targets is for verify, benchmark and pool-status"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_node_that_is_not_its_role_and_two_writable_nodes_are_findings() {
+    let f = fleet::fleet();
+    // The config still calls the replica the primary, as after a failover.
+    let swapped = config_file(&[
+        ("db1", node_url(f.replica.port()), "primary"),
+        ("db2", node_url(f.primary.port()), "replica"),
+    ]);
+    let (text, _) = run(&swapped, &["--all-targets", "pool-status"], 1);
+    assert!(
+        text.contains("FAIL: the config says primary, but it is a standby"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAIL: the config says replica, but it takes writes"),
+        "{text}"
+    );
+    let (line, _) = run(
+        &swapped,
+        &["--all-targets", "--format", "nagios", "pool-status"],
+        2,
+    );
+    assert!(
+        line.starts_with("O2O_DB POOL_STATUS CRITICAL - db1 CRITICAL"),
+        "{line}"
+    );
+
+    // Two targets that both take writes (here: one server under two names).
+    let twice = config_file(&[
+        ("a", node_url(f.primary.port()), "primary"),
+        ("b", node_url(f.primary.port()), "primary"),
+    ]);
+    let (text, _) = run(&twice, &["--all-targets", "pool-status"], 1);
+    assert!(
+        text.contains("FAIL: 2 nodes take writes: a, b (split brain"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_dead_node_is_a_finding_and_the_others_still_run() {
+    let f = fleet::fleet();
+    let dead = fleet::dead_port();
+    let config = config_file(&[
+        ("primary", node_url(f.primary.port()), "primary"),
+        (
+            "gone",
+            format!("{}&connect_timeout=2", node_url(dead)),
+            "replica",
+        ),
+    ]);
+    let started = std::time::Instant::now();
+    let (text, _) = run(&config, &["--all-targets", "pool-status"], 1);
+    assert!(
+        text.contains(
+            "== gone (config: replica; found: not reached) ==\ncould not run: cannot connect"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("== primary (config: primary; found: primary at"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("fleet: 2 targets, 1 clean, findings on gone\n"),
+        "{text}"
+    );
+    // Refused at once: no pool timeout is waited out.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_pgbouncer_target_gets_its_pooling_and_answers_for_the_node_behind_it() {
+    let f = fleet::fleet();
+    let bouncer = Bouncer::start_for(&f.primary, fleet::DB, "transaction", 2);
+    let config = config_file(&[
+        ("primary", node_url(f.primary.port()), "primary"),
+        ("bouncer", bouncer.url(fleet::DB), "pgbouncer"),
+    ]);
+    let (json, _) = run(
+        &config,
+        &[
+            "--all-targets",
+            "--format",
+            "json",
+            "benchmark",
+            "--only",
+            "by_store",
+            "--iterations",
+            "3",
+        ],
+        0,
+    );
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let nodes = doc["targets"].as_array().unwrap();
+    assert_eq!(
+        nodes[0]["report"]["meta"]["statements"], "prepared",
+        "{json}"
+    );
+    assert_eq!(
+        nodes[1]["report"]["meta"]["statements"], "unnamed",
+        "{json}"
+    );
+    assert_eq!(
+        nodes[1]["found"], "primary",
+        "pgbouncer answers for the primary: {json}"
+    );
+    assert!(
+        doc["findings"].as_array().unwrap().is_empty(),
+        "pgbouncer is not a second writable node: {json}"
+    );
+}
+
+#[test]
+fn bad_targets_are_named_with_their_line() {
+    let bad = |text: &str| {
+        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        let (_, err) = run(&f, &["--all-targets", "pool-status"], 2);
+        (err, f.path().display().to_string())
+    };
+    let (err, file) = bad("[[targets]]\nname = \"a\"\nurl = \"postgres://x@h/d\"\nrole = \"primary\"\n\n[[targets]]\nname = \"a\"\nurl = \"postgres://x@h/d\"\nrole = \"replica\"\n");
+    assert!(
+        err.contains(&format!("{file}:7: a second [[targets]] named `a`")),
+        "{err}"
+    );
+    let (err, _) =
+        bad("[[targets]]\nname = \"a\"\nurl = \"postgres://x@h/d\"\nrole = \"standby\"\n");
+    assert!(err.contains(":4") && err.contains("standby"), "{err}");
+    let (err, _) = bad("[[targets]]\nname = \"a\"\nrole = \"primary\"\n");
+    assert!(err.contains("missing field `url`"), "{err}");
+    let (err, file) = bad("");
+    assert!(
+        err.contains(&format!(
+            "--all-targets runs on the [[targets]] of the config, and {file} names none"
+        )),
+        "{err}"
+    );
+}
