@@ -279,3 +279,73 @@ fn bad_targets_are_named_with_their_line() {
         "{err}"
     );
 }
+
+/// An index the primary never uses but the replica's reads do is not "never
+/// used": verify adds up every node's scans and says since when each counts.
+#[test]
+fn unused_indexes_are_judged_over_every_node() {
+    let f = fleet::fleet();
+    let index = format!("idx_fleet_scene_{}", std::process::id());
+    let idle = format!("idx_fleet_idle_{}", std::process::id());
+    let mut primary =
+        postgres::Client::connect(&node_url(f.primary.port()), postgres::NoTls).unwrap();
+    primary
+        .batch_execute(&format!(
+            "CREATE INDEX {index} ON orders (scene); CREATE INDEX {idle} ON orders (time_period)"
+        ))
+        .unwrap();
+    let mut replica =
+        postgres::Client::connect(&node_url(f.replica.port()), postgres::NoTls).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while replica
+        .query_one("SELECT to_regclass($1) IS NULL", &[&idle])
+        .unwrap()
+        .get::<_, bool>(0)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the index never replayed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    replica
+        .batch_execute("SET enable_seqscan = off; SET enable_bitmapscan = off; SELECT count(*) FROM orders WHERE scene = '堂食'")
+        .unwrap();
+    // A backend that ends flushes its statistics at once.
+    drop(replica);
+    let config = config_file(&[
+        ("primary", node_url(f.primary.port()), "primary"),
+        ("replica1", node_url(f.replica.port()), "replica"),
+    ]);
+    let verify = |extra: &[&str]| {
+        let mut args = vec![
+            "--target",
+            "primary",
+            "--format",
+            "json",
+            "verify",
+            "--only",
+            "redundancy",
+        ];
+        args.extend(extra);
+        let (json, _) = run(&config, &args, 0);
+        let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+        doc["checks"][0]["detail"].as_str().unwrap().to_string()
+    };
+    // The counters of the replica's scan reach its views within a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let detail = loop {
+        let detail = verify(&[]);
+        if !detail.contains(&index) || std::time::Instant::now() > deadline {
+            break detail;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(detail.contains("on any of 2 nodes (here since"), "{detail}");
+    assert!(detail.contains("replica1 since"), "{detail}");
+    assert!(!detail.contains(&index), "used on the replica: {detail}");
+    assert!(detail.contains(&idle), "used nowhere: {detail}");
+    primary
+        .batch_execute(&format!("DROP INDEX {index}; DROP INDEX {idle}"))
+        .unwrap();
+}

@@ -7,6 +7,7 @@
 use super::context::Ctx;
 use super::Verdict;
 use crate::catalog::partitions::{INDEX_TREE_SCANS, INDEX_TREE_SIZE};
+use crate::config::{Config, NodeRole};
 use crate::ident::quote_qualified;
 use anyhow::Result;
 
@@ -172,12 +173,18 @@ pub fn redundancy(ctx: &mut Ctx) -> Result<Verdict> {
             }
         })
         .collect();
-    let reset: Option<String> = client
-        .query_one(
-            "SELECT to_char(stats_reset, 'YYYY-MM-DD HH24:MI TZ') FROM pg_stat_database WHERE datname = current_database()",
-            &[],
-        )?
-        .get(0);
+    let reset = stats_reset(client)?;
+    // An index unused here may serve every dashboard read on the replicas:
+    // the other nodes' scans count too.
+    let mut indexes = indexes;
+    let others = other_nodes(ctx.config, &table.qualified());
+    for (_, read) in &others {
+        if let Ok((scans, _)) = read {
+            for index in &mut indexes {
+                index.scans += scans.get(&index.name).copied().unwrap_or(0);
+            }
+        }
+    }
 
     let unused: Vec<&IndexKeys> = indexes
         .iter()
@@ -190,12 +197,25 @@ pub fn redundancy(ctx: &mut Ctx) -> Result<Verdict> {
             .iter()
             .map(|i| format!("{} ({})", i.name, crate::report::size_pretty(i.bytes)))
             .collect();
-        Some(format!(
-            "info: {} never used since {}:\n{}",
-            unused.len(),
+        let since = |reset: &Option<String>| {
             reset
+                .as_ref()
                 .map(|r| format!("statistics were reset ({r})"))
-                .unwrap_or_else(|| "statistics began".into()),
+                .unwrap_or_else(|| "statistics began".into())
+        };
+        let nodes = if others.is_empty() {
+            format!("since {}", since(&reset))
+        } else {
+            let mut each = vec![format!("here since {}", since(&reset))];
+            each.extend(others.iter().map(|(name, read)| match read {
+                Ok((_, r)) => format!("{name} since {}", since(r)),
+                Err(e) => format!("{name} not counted: {e}"),
+            }));
+            format!("on any of {} nodes ({})", others.len() + 1, each.join("; "))
+        };
+        Some(format!(
+            "info: {} never used {nodes}:\n{}",
+            unused.len(),
             names
                 .chunks(3)
                 .map(|c| c.join(", "))
@@ -242,6 +262,46 @@ pub fn redundancy(ctx: &mut Ctx) -> Result<Verdict> {
     }
     lines.extend(unused_line);
     Ok(Verdict::warn(lines.join("\n"), fixes.join("\n")))
+}
+
+/// When the database's statistics were last reset, if ever.
+fn stats_reset(client: &mut postgres::Client) -> Result<Option<String>> {
+    Ok(client
+        .query_typed_one(
+            "SELECT to_char(stats_reset, 'YYYY-MM-DD HH24:MI TZ') FROM pg_stat_database WHERE datname = current_database()",
+            &[],
+        )?
+        .get(0))
+}
+
+/// Each managed index's scans on a node, by name, and since when they count.
+type NodeScans = (std::collections::HashMap<String, i64>, Option<String>);
+
+/// The `[[targets]]` other than the node verify runs on (and pgbouncer, which
+/// fronts one of them): each one's scans of the table's indexes, or why it
+/// could not be read.
+fn other_nodes(config: &Config, table: &str) -> Vec<(String, Result<NodeScans, String>)> {
+    config
+        .targets
+        .iter()
+        .filter(|t| t.role != NodeRole::Pgbouncer && t.conn != config.conn)
+        .map(|t| {
+            let read = || -> Result<NodeScans> {
+                let mut client = crate::db::connect(&t.conn)?;
+                let sql = format!(
+                    "SELECT c.relname::text, {INDEX_TREE_SCANS} FROM pg_index i \
+                     JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = to_regclass($1)"
+                );
+                let scans = client
+                    .query_typed(&sql, &[(&table, postgres::types::Type::TEXT)])?
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect();
+                Ok((scans, stats_reset(&mut client)?))
+            };
+            (t.name.clone(), read().map_err(|e| format!("{e:#}")))
+        })
+        .collect()
 }
 
 /// The statement that drops `index` (qualified, quoted) with the least
