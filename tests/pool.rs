@@ -209,3 +209,26 @@ fn exhausted_pool_and_unreachable_server_are_different_errors() {
         "{err}"
     );
 }
+
+/// A node that goes away costs a checkout its connect attempt, not the pool's
+/// timeout: the wait ends as soon as a new connection is refused.
+#[test]
+fn a_dead_server_fails_the_checkout_at_once_not_after_the_pool_timeout() {
+    let mut server = o2o_db::pg_sandbox::Sandbox::start().unwrap();
+    let mut config = o2o_db::config::Config::defaults();
+    config.conn = server.conn_info("postgres");
+    config.pool.size = 2;
+    config.pool.timeout = HumanDuration(Duration::from_secs(30));
+    let pool = Pool::open(&config, Warm::Lazy).unwrap();
+    drop(pool.get().unwrap());
+    server.stop().unwrap();
+    let started = std::time::Instant::now();
+    let err = pool.get().map(|_| ()).unwrap_err().to_string();
+    let took = started.elapsed();
+    assert!(err.starts_with("cannot connect to "), "{err}");
+    assert!(
+        took < Duration::from_secs(10),
+        "waited {took:?} of the pool's 30 s"
+    );
+    assert!(pool.checkout_stats().connection_errors >= 1);
+}

@@ -14,13 +14,16 @@ use super::connect::connect_reaching;
 use crate::config::{Config, PoolSettings};
 use crate::conninfo::ConnInfo;
 use anyhow::{anyhow, Result};
-use r2d2::{HandleError, HandleEvent};
+use r2d2::HandleError;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub type PooledConnection = r2d2::PooledConnection<Manager>;
+
+/// How often a waiting checkout looks whether a connection attempt failed.
+const FAIL_FAST_SLICE: Duration = Duration::from_millis(50);
 
 /// Counters fed by `Pool::get` and r2d2's timeout and error handlers.
 #[derive(Debug, Default)]
@@ -66,15 +69,6 @@ impl PoolCounters {
 
     fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|e| e.clone())
-    }
-}
-
-#[derive(Debug)]
-struct Events(Arc<PoolCounters>);
-
-impl HandleEvent for Events {
-    fn handle_timeout(&self, _event: r2d2::event::TimeoutEvent) {
-        self.0.timeouts.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -143,7 +137,6 @@ impl Pool {
             .test_on_check_out(settings.pre_ping)
             .max_lifetime(Some(settings.recycle.0))
             .connection_timeout(settings.timeout.0)
-            .event_handler(Box::new(Events(counters.clone())))
             .error_handler(Box::new(Errors(counters.clone())));
         let inner = builder.build_unchecked(manager);
         let pool = Pool {
@@ -200,13 +193,33 @@ impl Pool {
             return Ok(conn);
         }
         let started = std::time::Instant::now();
-        let conn = self
-            .inner
-            .get_timeout(timeout)
-            .map_err(|e| self.classify(e, timeout))?;
+        let errors_before = self.counters.connection_errors.load(Ordering::Relaxed);
+        // Waited in slices: a connection attempt that fails while the pool has
+        // room ends the wait at once (a dead node costs its connect timeout,
+        // not the pool's timeout); a full pool is waited out as before.
+        let conn = loop {
+            let left = timeout.saturating_sub(started.elapsed());
+            match self.inner.get_timeout(left.min(FAIL_FAST_SLICE)) {
+                Ok(conn) => break conn,
+                Err(e) if left <= FAIL_FAST_SLICE => return Err(self.timed_out(e, timeout)),
+                Err(e) => {
+                    let failed =
+                        self.counters.connection_errors.load(Ordering::Relaxed) > errors_before;
+                    if failed && self.inner.state().connections < self.inner.max_size() {
+                        return Err(self.timed_out(e, timeout));
+                    }
+                }
+            }
+        };
         self.counters.checkouts.fetch_add(1, Ordering::Relaxed);
         self.counters.record_wait(started.elapsed());
         Ok(conn)
+    }
+
+    /// A checkout that got no connection: counted once, however many slices it waited.
+    fn timed_out(&self, e: r2d2::Error, timeout: Duration) -> anyhow::Error {
+        self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+        self.classify(e, timeout)
     }
 
     fn classify(&self, e: r2d2::Error, timeout: Duration) -> anyhow::Error {
