@@ -349,3 +349,112 @@ fn unused_indexes_are_judged_over_every_node() {
         .batch_execute(&format!("DROP INDEX {index}; DROP INDEX {idle}"))
         .unwrap();
 }
+
+/// --wait-replicas: the build is not done until the replicas have it.
+#[test]
+fn create_indexes_waits_for_the_replicas_and_checks_the_indexes_there() {
+    let f = fleet::fleet();
+    let name = format!("idx_fleet_wait_{}", std::process::id());
+    let mut file = tempfile::Builder::new().suffix(".sql").tempfile().unwrap();
+    writeln!(file, "CREATE INDEX {name} ON orders (channel);").unwrap();
+    let config = config_file(&[
+        ("primary", node_url(f.primary.port()), "primary"),
+        ("replica1", node_url(f.replica.port()), "replica"),
+    ]);
+    let (json, _) = run(
+        &config,
+        &[
+            "--target",
+            "primary",
+            "--format",
+            "json",
+            "create-indexes",
+            "--wait-replicas",
+            "30s",
+            "--indexes",
+        ]
+        .into_iter()
+        .chain([file.path().to_str().unwrap()])
+        .collect::<Vec<_>>(),
+        0,
+    );
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let replicas = doc["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 1, "{json}");
+    assert_eq!(replicas[0]["name"], "replica1");
+    assert_eq!(replicas[0]["replayed"], true, "{json}");
+    assert_eq!(replicas[0]["missing"], serde_json::json!([]), "{json}");
+    let mut replica =
+        postgres::Client::connect(&node_url(f.replica.port()), postgres::NoTls).unwrap();
+    let there: bool = replica
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+        .unwrap()
+        .get(0);
+    assert!(
+        there,
+        "the index is on the replica when create-indexes returns"
+    );
+
+    // Without replica targets: the primary's pg_stat_replication.
+    let (text, _) = run(
+        &config_file(&[]),
+        &[
+            "--database-url",
+            &node_url(f.primary.port()),
+            "create-indexes",
+            "--wait-replicas",
+            "--indexes",
+            file.path().to_str().unwrap(),
+        ],
+        0,
+    );
+    assert!(text.contains("replayed past the builds in"), "{text}");
+    let mut primary =
+        postgres::Client::connect(&node_url(f.primary.port()), postgres::NoTls).unwrap();
+    primary
+        .batch_execute(&format!("DROP INDEX {name}"))
+        .unwrap();
+}
+
+/// A replica whose replay is paused is not ready: exit 1, said so, after the wait.
+#[test]
+fn a_replica_that_does_not_replay_in_time_is_a_finding() {
+    let f = fleet::fleet();
+    let paused = f.primary.start_replica().unwrap();
+    let mut standby = postgres::Client::connect(&node_url(paused.port()), postgres::NoTls).unwrap();
+    standby
+        .batch_execute("SELECT pg_wal_replay_pause()")
+        .unwrap();
+    let name = format!("idx_fleet_paused_{}", std::process::id());
+    let mut file = tempfile::Builder::new().suffix(".sql").tempfile().unwrap();
+    writeln!(file, "CREATE INDEX {name} ON orders (time_period);").unwrap();
+    let config = config_file(&[
+        ("primary", node_url(f.primary.port()), "primary"),
+        ("paused", node_url(paused.port()), "replica"),
+    ]);
+    let (text, _) = run(
+        &config,
+        &[
+            "--target",
+            "primary",
+            "create-indexes",
+            "--wait-replicas",
+            "2s",
+            "--indexes",
+            file.path().to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(
+        text.contains("replica paused: not replayed past the builds after 2."),
+        "{text}"
+    );
+    standby
+        .batch_execute("SELECT pg_wal_replay_resume()")
+        .unwrap();
+    let mut primary =
+        postgres::Client::connect(&node_url(f.primary.port()), postgres::NoTls).unwrap();
+    primary
+        .batch_execute(&format!("DROP INDEX {name}"))
+        .unwrap();
+}

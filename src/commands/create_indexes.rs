@@ -10,13 +10,14 @@
 
 mod monitoring;
 mod partitioned;
+pub mod replicas;
 pub mod report;
 mod rows;
 
 pub use report::{CreateIndexesReport, IndexResult, Status, Summary};
 
 use crate::catalog::{self, activity};
-use crate::config::Config;
+use crate::config::{Config, HumanDuration};
 use crate::db::describe_pg_error;
 use crate::ddl::executor::Executor;
 use crate::ddl::phases;
@@ -64,6 +65,15 @@ pub struct CreateIndexesArgs {
     /// setting]; --jobs N uses up to N times this
     #[arg(long, value_name = "SIZE")]
     pub maintenance_work_mem: Option<String>,
+
+    /// After building, wait up to DURATION [default: 5m] until every replica
+    /// has replayed past the builds, then check the managed indexes there:
+    /// the [[targets]] with role replica, else every standby in the primary's
+    /// pg_stat_replication (replay only). A replica not ready is a finding (exit 1)
+    ///
+    /// Example: o2o-db --target primary create-indexes --wait-replicas 10m
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "5m")]
+    pub wait_replicas: Option<HumanDuration>,
 }
 
 crate::cli::clap_default!(CreateIndexesArgs);
@@ -252,17 +262,26 @@ pub fn run_with(
             )),
         }
     }
-    target.release();
     let interrupted = outcome.interrupted || phased.interrupted;
-    Ok(rows::assemble(
-        indexes,
-        false,
-        interrupted,
-        analyzed,
-        notices,
-        sql,
-        how,
-    ))
+    let replicas = match args.wait_replicas {
+        Some(limit) if !interrupted => {
+            let names: Vec<String> = set.indexes.iter().map(|i| i.name.clone()).collect();
+            replicas::wait(
+                config,
+                &mut control.client,
+                &table_sql,
+                &names,
+                limit.0,
+                stop,
+            )?
+        }
+        _ => Vec::new(),
+    };
+    target.release();
+    Ok(CreateIndexesReport {
+        replicas,
+        ..rows::assemble(indexes, false, interrupted, analyzed, notices, sql, how)
+    })
 }
 
 /// The session settings of the run: the shared ones, and the builds' workers and memory.

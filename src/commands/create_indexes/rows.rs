@@ -26,6 +26,7 @@ pub fn assemble(
         notices,
         sql,
         how,
+        replicas: Vec::new(),
     }
 }
 
