@@ -71,6 +71,15 @@ pub fn prometheus(r: &CreateIndexesReport, w: &mut dyn Write) -> Result<()> {
         "1 when the run only planned (--dry-run).",
         vec![(vec![], flag(r.dry_run))],
     );
+    e.family(
+        "o2o_db_create_indexes_replica_ready",
+        Kind::Gauge,
+        "--wait-replicas: 1 when the replica replayed past the builds and has every managed index.",
+        r.replicas
+            .iter()
+            .map(|rep| (vec![("replica", rep.name.clone())], flag(!rep.flagged())))
+            .collect(),
+    );
     w.write_all(e.into_string().as_bytes())?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! by hand with the README tour's figures: a build, a dry run, a run with
 //! failures and drift, an interrupted run and an empty index set.
 
+use super::super::replicas::ReplicaWait;
 use super::{CreateIndexesReport, IndexResult, PartitionsDone, Status, Summary};
 use crate::report::snapshot::assert_formats;
 use crate::report::{Outcome, Report};
@@ -69,6 +70,7 @@ fn report(indexes: Vec<IndexResult>) -> CreateIndexesReport {
         notices: Vec::new(),
         sql: Vec::new(),
         how: HOW.into(),
+        replicas: Vec::new(),
     }
 }
 
@@ -204,4 +206,32 @@ fn a_partitioned_table_counts_partitions() {
 #[test]
 fn an_empty_index_set() {
     assert_formats!("empty", report(Vec::new()));
+}
+
+#[test]
+fn replicas_waited_for_after_the_build() {
+    let wait = |name: &str, replayed: bool, missing: &[&str], error: Option<&str>| ReplicaWait {
+        name: name.into(),
+        replayed,
+        waited_ms: 120.0,
+        missing: missing.iter().map(|m| m.to_string()).collect(),
+        error: error.map(str::to_string),
+    };
+    let r = CreateIndexesReport {
+        analyzed: true,
+        replicas: vec![
+            wait("replica1", true, &[], None),
+            wait("replica2", false, &[], None),
+            wait("replica3", true, &["idx_orders_scene"], None),
+            wait(
+                "replica4",
+                false,
+                &[],
+                Some("cannot connect to 10.0.0.4:5432/o2o_dashboard: refused"),
+            ),
+        ],
+        ..report(indexes(Status::Created))
+    };
+    assert_eq!(r.outcome(), Outcome::Findings);
+    assert_formats!("replicas", r);
 }
