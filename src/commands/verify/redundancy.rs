@@ -190,8 +190,14 @@ pub fn redundancy(ctx: &mut Ctx) -> Result<Verdict> {
             .iter()
             .map(|i| format!("{} ({})", i.name, crate::report::size_pretty(i.bytes)))
             .collect();
+        // idx_scan counts the reads of the node it is read on.
+        let node = if ctx.standby {
+            " on this standby (its own reads only: the primary and other replicas count theirs)"
+        } else {
+            ""
+        };
         Some(format!(
-            "info: {} never used since {}:\n{}",
+            "info: {} never used{node} since {}:\n{}",
             unused.len(),
             reset
                 .map(|r| format!("statistics were reset ({r})"))
@@ -241,7 +247,10 @@ pub fn redundancy(ctx: &mut Ctx) -> Result<Verdict> {
         return Ok(Verdict::pass(detail));
     }
     lines.extend(unused_line);
-    Ok(Verdict::warn(lines.join("\n"), fixes.join("\n")))
+    Ok(Verdict::warn(
+        lines.join("\n"),
+        ctx.on_primary(fixes.join("\n")),
+    ))
 }
 
 /// The statement that drops `index` (qualified, quoted) with the least
