@@ -19,6 +19,7 @@ mod partitioned;
 mod pool;
 mod pool_status;
 mod readme;
+mod replication;
 mod safety;
 mod secrets;
 mod seed;
