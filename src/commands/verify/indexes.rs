@@ -89,6 +89,7 @@ pub fn indexes(ctx: &mut Ctx) -> Result<Verdict> {
 }
 
 fn judge_indexes(ctx: &mut Ctx) -> Result<Verdict> {
+    let standby = ctx.standby;
     let set = ctx.index_set()?.clone();
     let table = ctx.table()?;
     let Inspection {
@@ -113,7 +114,16 @@ fn judge_indexes(ctx: &mut Ctx) -> Result<Verdict> {
                 quote_ident(&index.name)
             ));
         } else if let Some((problem, fix)) = diagnose(index, spec) {
-            problems.push(problem);
+            // A standby cannot see the primary's builds: an INVALID index
+            // there may be one still being built on the primary.
+            let unfinished = matches!(index.state, State::Invalid | State::Incomplete);
+            if standby && unfinished {
+                notes.push(format!(
+                    "{problem}\n  (this standby cannot see builds on the primary: a CREATE INDEX CONCURRENTLY may still be running there; verify the primary)"
+                ));
+            } else {
+                problems.push(problem);
+            }
             fixes.extend(fix);
         }
     }
