@@ -173,14 +173,24 @@ fn slots(client: &mut Client) -> Result<Vec<Slot>> {
 }
 
 fn replay(client: &mut Client) -> Result<Replay> {
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int4", &[])
+        .pg_context("reading the server version")?
+        .get(0);
+    // pg_get_wal_replay_pause_state() is 14's; before it, paused or not.
+    let pause_state = if version >= 140_000 {
+        "pg_get_wal_replay_pause_state()"
+    } else {
+        "CASE WHEN pg_is_wal_replay_paused() THEN 'paused' ELSE 'not paused' END"
+    };
     let row = client
         .query_one(
-            "SELECT pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text, \
+            &format!("SELECT pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text, \
                     pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::int8, \
                     EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8, \
-                    pg_get_wal_replay_pause_state(), \
+                    {pause_state}, \
                     current_setting('hot_standby_feedback'), current_setting('max_standby_streaming_delay'), \
-                    pg_has_role('pg_read_all_settings', 'USAGE')",
+                    pg_has_role('pg_read_all_settings', 'USAGE')"),
             &[],
         )
         .pg_context("reading the standby's replay position")?;
