@@ -3,7 +3,9 @@
 //! replicates, the replication check shows each side of the stream, and a
 //! paused replay or a primary gone away is named with its fix.
 
-use crate::support::replication::{session, verify_config, wait_until_replayed, Pair, DB};
+use crate::support::replication::{
+    flushed_position, session, verify_config, wait_until_replayed, Pair, DB,
+};
 use crate::support::{bare_cmd, run, stdout};
 use o2o_db::commands::verify::{self, Check, Role, Status, VerifyArgs, VerifyReport};
 use o2o_db::pg_sandbox::Sandbox;
@@ -40,17 +42,13 @@ fn says(c: &Check, text: &str) {
     );
 }
 
-/// Writes some WAL on `primary` (a table of its own in the postgres database)
-/// and returns the position after it.
-fn write_wal(primary: &Sandbox, table: &str) -> String {
-    let mut c = session(primary);
-    c.batch_execute(&format!(
-        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} AS SELECT generate_series(1, 20000) AS n"
-    ))
-    .expect("write on the primary");
-    c.query_one("SELECT pg_current_wal_lsn()::text", &[])
-        .expect("the primary's position")
-        .get(0)
+/// Writes some WAL on `primary` (a table of its own in the postgres database).
+fn write_wal(primary: &Sandbox, table: &str) {
+    session(primary)
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} AS SELECT generate_series(1, 20000) AS n"
+        ))
+        .expect("write on the primary");
 }
 
 /// Polls `until` on verify's replication check on `node` for at most 30 s.
@@ -226,20 +224,32 @@ fn an_inactive_slot_on_the_primary_warns_with_its_drop() {
     );
 }
 
+/// The case: an index built on the primary while the replica's
+/// replay is paused. The replica's verify names the pause with its resume and
+/// sends the index's build to the primary, never to this standby.
 #[test]
 fn paused_replay_fails_with_the_resume_and_passes_once_resumed() {
-    let p = pair();
-    // A replica of its own to pause: the shared one keeps replaying.
-    let spare = p.primary.start_replica().expect("a replica to pause");
-    wait_until_replayed(&p.primary, &spare);
-    let mut on_spare = session(&spare);
-    on_spare
+    // A pair of its own: its replay is paused.
+    let own = Pair::start(1000);
+    let primary_url = own.primary.url(DB);
+    let mut on_primary =
+        o2o_db::db::connect(&own.primary.conn_info(DB)).expect("a session on the primary");
+    on_primary
+        .batch_execute("DROP INDEX idx_orders_scene")
+        .expect("drop an index on the primary");
+    wait_until_replayed(&own.primary, &own.replica);
+    let mut on_replica = session(&own.replica);
+    on_replica
         .batch_execute("SELECT pg_wal_replay_pause()")
         .expect("pause replay");
-    let target = write_wal(&p.primary, "pause_probe");
-    // Wait until the WAL has arrived, unreplayed.
+    run(
+        bare_cmd().args(["--database-url", &primary_url, "create-indexes"]),
+        0,
+    );
+    let target = flushed_position(&own.primary);
+    // Wait until the build's WAL has arrived, unreplayed.
     let started = Instant::now();
-    while !on_spare
+    while !on_replica
         .query_one(
             "SELECT pg_last_wal_receive_lsn() >= $1::text::pg_lsn",
             &[&target],
@@ -253,35 +263,48 @@ fn paused_replay_fails_with_the_resume_and_passes_once_resumed() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let paused = replication_until(&spare, |c| c.detail.contains("replay is paused"));
+    let report = verify_on(&own.replica, &["indexes", "replication"]);
+    let paused = check(&report, "replication");
     assert_eq!(paused.status, Status::Fail, "{}", paused.detail);
     says(
-        &paused,
+        paused,
         "replay is paused (pg_get_wal_replay_pause_state): received up to ",
     );
-    says(&paused, " waiting");
+    says(paused, " waiting");
     assert_eq!(
         paused.fix.as_deref(),
         Some("SELECT pg_wal_replay_resume();  -- on this standby")
+    );
+    let indexes = check(&report, "indexes");
+    assert_eq!(indexes.status, Status::Fail, "{}", indexes.detail);
+    says(indexes, "idx_orders_scene: missing");
+    let fix = indexes.fix.as_deref().unwrap_or_default();
+    assert!(
+        fix.starts_with(
+            "this node is a hot standby and takes no writes: on the primary, run\n  CREATE INDEX CONCURRENTLY \"idx_orders_scene\""
+        ) && fix.ends_with("see the replication check if it does not)"),
+        "{fix}"
     );
     // The binary exits 1 on it.
     run(
         bare_cmd().args([
             "--database-url",
-            &spare.url(DB),
+            &own.replica.url(DB),
             "verify",
             "--only",
             "replication",
         ]),
         1,
     );
-    on_spare
+    on_replica
         .batch_execute("SELECT pg_wal_replay_resume()")
         .expect("resume replay");
-    wait_until_replayed(&p.primary, &spare);
-    let resumed = replication_until(&spare, |c| c.status == Status::Pass);
+    wait_until_replayed(&own.primary, &own.replica);
+    let resumed = replication_until(&own.replica, |c| c.status == Status::Pass);
     assert_eq!(resumed.status, Status::Pass, "{}", resumed.detail);
     says(&resumed, "replay has caught up with the WAL received");
+    let indexes = verify_on(&own.replica, &["indexes"]);
+    assert_eq!(check(&indexes, "indexes").status, Status::Pass);
 }
 
 #[test]
@@ -321,4 +344,36 @@ fn a_replica_whose_primary_is_stopped_fails_naming_the_primary() {
         assert!(!after.detail.contains(secret), "{}", after.detail);
     }
     own.replica.stop().expect("stop the replica");
+}
+
+/// A standby sees the primary's INVALID index but not whether a build of it
+/// still runs there: a WARN that sends the DBA to the primary, which FAILs it.
+#[test]
+fn an_invalid_index_is_a_warning_on_the_standby_and_a_failure_on_the_primary() {
+    // A pair of its own: its primary gets a failed build.
+    let own = Pair::start(300);
+    let mut on_primary =
+        o2o_db::db::connect(&own.primary.conn_info(DB)).expect("a session on the primary");
+    on_primary
+        .batch_execute("DROP INDEX idx_orders_scene")
+        .expect("drop an index on the primary");
+    // A failed concurrent unique build leaves an INVALID index behind.
+    on_primary
+        .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY idx_orders_scene ON orders (scene)")
+        .expect_err("scene is not unique");
+    wait_until_replayed(&own.primary, &own.replica);
+    let on_standby = verify_on(&own.replica, &["indexes"]);
+    let ix = check(&on_standby, "indexes");
+    assert_eq!(ix.status, Status::Warn, "{}", ix.detail);
+    says(ix, "idx_orders_scene: INVALID");
+    says(ix, "this standby cannot see builds on the primary");
+    let fix = ix.fix.as_deref().unwrap_or_default();
+    assert!(
+        fix.starts_with("this node is a hot standby and takes no writes: on the primary, run\n  DROP INDEX CONCURRENTLY IF EXISTS \"idx_orders_scene\";"),
+        "{fix}"
+    );
+    let on_primary_report = verify_on(&own.primary, &["indexes"]);
+    let ix = check(&on_primary_report, "indexes");
+    assert_eq!(ix.status, Status::Fail, "{}", ix.detail);
+    assert!(!ix.detail.contains("standby"), "{}", ix.detail);
 }

@@ -55,12 +55,22 @@ pub fn session(node: &Sandbox) -> postgres::Client {
     o2o_db::db::connect(&node.conn_info("postgres")).expect("a session")
 }
 
-/// Waits (at most 30 s) until `replica` has replayed all the WAL `primary` has written so far.
-pub fn wait_until_replayed(primary: &Sandbox, replica: &Sandbox) {
-    let target: String = session(primary)
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+/// `primary`'s WAL position once everything committed so far is on disk.
+/// The sandbox commits asynchronously (synchronous_commit = off), so a commit
+/// the client has seen may not be written yet: one synchronous commit flushes
+/// all WAL before it.
+pub fn flushed_position(primary: &Sandbox) -> String {
+    let mut c = session(primary);
+    c.batch_execute("SET synchronous_commit = on; BEGIN; SELECT txid_current(); COMMIT")
+        .expect("a synchronous commit on the primary");
+    c.query_one("SELECT pg_current_wal_lsn()::text", &[])
         .expect("the primary's WAL position")
-        .get(0);
+        .get(0)
+}
+
+/// Waits (at most 30 s) until `replica` has replayed everything `primary` has committed.
+pub fn wait_until_replayed(primary: &Sandbox, replica: &Sandbox) {
+    let target = flushed_position(primary);
     let mut on_replica = session(replica);
     let started = Instant::now();
     loop {
