@@ -98,6 +98,7 @@ impl TableStats {
 pub fn statistics(ctx: &mut Ctx) -> Result<Verdict> {
     let table = ctx.table()?;
     let limit = ctx.config.verify.modified_percent;
+    let standby = ctx.standby;
     let qualified = table.qualified();
     let row = ctx.client()?.query_one(
         &format!(
@@ -106,7 +107,7 @@ pub fn statistics(ctx: &mut Ctx) -> Result<Verdict> {
                     EXISTS (SELECT 1 FROM {qualified} LIMIT 1), \
                     CASE WHEN c.reltuples >= 0 THEN c.reltuples::float8 ELSE COALESCE(s.n_live_tup, 0)::float8 END, \
                     COALESCE(s.n_mod_since_analyze, 0)::int8, \
-                    pg_is_in_recovery(), c.reltuples::float8, \
+                    c.reltuples::float8, \
                     (SELECT count(*) FROM pg_stats p WHERE p.schemaname = $2 AND p.tablename = $3) \
              FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
              WHERE c.oid = to_regclass($1)"
@@ -120,9 +121,9 @@ pub fn statistics(ctx: &mut Ctx) -> Result<Verdict> {
         has_rows: row.get(2),
         rows: row.get(3),
         modified_since: row.get(4),
-        standby: row.get::<_, bool>(5).then(|| Replicated {
-            reltuples: row.get(6),
-            columns: row.get(7),
+        standby: standby.then(|| Replicated {
+            reltuples: row.get(5),
+            columns: row.get(6),
         }),
     };
     Ok(stats.verdict(limit, &format!("ANALYZE {qualified};")))
