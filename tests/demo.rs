@@ -58,7 +58,7 @@ fn demo_runs_the_story_and_cleans_up() {
     );
     assert!(text.contains("total 11 / created 11 / skipped 0"), "{text}");
     assert!(
-        text.contains("verify: 10 passed, 1 warned, 0 failed"),
+        text.contains("verify: 11 passed, 1 warned, 0 failed"),
         "{text}"
     );
     assert!(text.contains("seq-scan p50"), "{text}");

@@ -20,6 +20,7 @@ mod pgbouncer;
 mod pool;
 mod pool_status;
 mod readme;
+mod replication;
 mod safety;
 mod secrets;
 mod seed;

@@ -120,7 +120,8 @@ fn a_fully_indexed_analyzed_database_passes_every_check() {
     assert_eq!(r.status, Status::Warn, "{}", r.detail);
     says(r, "idx_orders_store_name is covered by idx_orders_store_");
     assert_eq!(report.outcome(), Outcome::Clean);
-    assert_eq!((report.summary.passed, report.summary.warned), (10, 1));
+    assert_eq!((report.summary.passed, report.summary.warned), (11, 1));
+    assert_eq!(report.role, Some(verify::Role::Primary));
     // Details carry the numbers a DBA checks.
     says(check(&report, "config"), "pool size: 2 (target: 2)");
     says(check(&report, "connectivity"), "PostgreSQL 15");

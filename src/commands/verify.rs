@@ -11,6 +11,7 @@ mod monitoring;
 mod plans;
 mod pool;
 mod redundancy;
+mod replication;
 mod report;
 mod server;
 mod statistics;
@@ -24,11 +25,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 use thresholds::{parse_max_ms, valid_max_ms};
 
-pub use report::{Check, Status, Summary, Verdict, VerifyReport};
+pub use report::{
+    Check, Replay, ReplicationFigures, Role, Slot, StandbyLink, Status, Summary, Verdict,
+    VerifyReport,
+};
 pub use thresholds::{speed_timeout, SPEED_TIMEOUT_FACTOR, SPEED_TIMEOUT_FLOOR};
 
 /// Every check, in the order they are reported.
-pub const CHECK_NAMES: [&str; 11] = [
+pub const CHECK_NAMES: [&str; 12] = [
     "config",
     "connectivity",
     "pool",
@@ -40,6 +44,7 @@ pub const CHECK_NAMES: [&str; 11] = [
     "statistics",
     "redundancy",
     "sessions",
+    "replication",
 ];
 
 #[derive(Debug, Clone, clap::Args)]
@@ -57,6 +62,8 @@ Checks (each PASS, WARN or FAIL, with the fix when something is wrong):
   statistics    the table is analyzed and few rows changed since
   redundancy    indexes covered by a longer one; unused indexes (info)
   sessions      sessions idle in transaction or running longer than [verify] session_age
+  replication   primary: each standby's state and lag, replication slots and the WAL they keep;
+                standby: replay position and lag, paused replay, the WAL receiver streaming
 
 Exit codes: 0 nothing failed (warnings allowed unless --strict), 1 a check failed,
 2 verify could not run (server unreachable, unreadable file).")]
@@ -138,7 +145,7 @@ impl Runner {
     }
 }
 
-const CHECKS: [Def; 11] = [
+const CHECKS: [Def; 12] = [
     def("config", Needs::CONFIG, Runner::Early(pool::config)),
     def(
         "connectivity",
@@ -162,6 +169,11 @@ const CHECKS: [Def; 11] = [
         Runner::Early(redundancy::redundancy),
     ),
     def("sessions", Needs::SERVER, Runner::Early(server::sessions)),
+    def(
+        "replication",
+        Needs::SERVER,
+        Runner::Early(replication::replication),
+    ),
 ];
 
 const fn def(name: &'static str, needs: Needs, run: Runner) -> Def {
@@ -245,11 +257,19 @@ pub fn run(config: &Config, args: &VerifyArgs) -> Result<VerifyReport> {
     let mut report = VerifyReport::new(checks, args.strict, started.elapsed());
     report.database = config.conn.dbname.clone().unwrap_or_default();
     report.server = ctx.endpoint.clone();
+    report.role = ctx.endpoint.as_ref().map(|_| {
+        if ctx.standby {
+            Role::Standby
+        } else {
+            Role::Primary
+        }
+    });
     report.table = ctx
         .resolved_table()
         .map(|t| format!("{}.{}", t.schema, t.name));
     report.indexes = indexes;
     report.analyze_age_seconds = analyze_age_seconds;
+    report.replication = ctx.replication.take();
     Ok(report)
 }
 

@@ -200,6 +200,12 @@ pub struct VerifySettings {
     /// The bound on each of the speed check's timed runs; None: a multiple of
     /// its threshold (commands::verify::speed_timeout).
     pub statement_timeout: Option<Duration>,
+    /// A standby's replay this far behind, in time: WARN.
+    pub replication_lag: Duration,
+    /// A standby's replay this far behind, in MB of WAL: WARN.
+    pub replication_lag_mb: u64,
+    /// A replication slot keeping more WAL than this, in MB: WARN.
+    pub slot_retained_mb: u64,
 }
 
 impl Default for VerifySettings {
@@ -231,6 +237,13 @@ section! {
         /// Each timed run of the speed check may take this long (None: 10x the threshold, at least 1 s).
         #[serde(deserialize_with = "some_duration")]
         pub statement_timeout: Option<Duration> = None,
+        /// Replay behind by more than this (now() - last replayed commit, while WAL waits): WARN.
+        #[serde(deserialize_with = "duration")]
+        pub replication_lag: Duration = Duration::from_secs(30),
+        /// Replay behind by more than this many MB of WAL: WARN.
+        pub replication_lag_mb: u64 = 64,
+        /// A replication slot retaining more than this many MB of WAL: WARN.
+        pub slot_retained_mb: u64 = 1024,
     }
 }
 
@@ -248,6 +261,9 @@ impl From<VerifySection> for VerifySettings {
             modified_percent: v.modified_percent,
             runs: v.runs,
             statement_timeout: v.statement_timeout,
+            replication_lag: v.replication_lag,
+            replication_lag_mb: v.replication_lag_mb,
+            slot_retained_mb: v.slot_retained_mb,
         }
     }
 }

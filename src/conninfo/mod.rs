@@ -433,6 +433,47 @@ pub fn answered_by(target: &str, endpoint: &str) -> String {
     }
 }
 
+/// Where a connection string points, and nothing else (never its password):
+/// `host:port,...` as written, hostaddr when there is no host, libpq's
+/// defaults (the local socket, 5432) when it names neither. For a
+/// standby's primary_conninfo, which can hold libpq keywords this crate does
+/// not parse (passfile, sslsni, gssencmode, ...).
+pub fn hosts_of(s: &str) -> Result<String> {
+    let s = s.trim();
+    if split::is_url(s) {
+        let hosts = split::cut_url(s)?.hosts;
+        return Ok(if hosts.is_empty() {
+            "localhost".into()
+        } else {
+            hosts.into()
+        });
+    }
+    let pairs = split::key_value_pairs(s)?;
+    let value = |key: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    let hosts: Vec<&str> = value("host")
+        .or(value("hostaddr"))
+        .unwrap_or("localhost")
+        .split(',')
+        .collect();
+    let ports: Vec<&str> = value("port").unwrap_or("5432").split(',').collect();
+    let each: Vec<String> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).unwrap_or(&"5432");
+            format!("{host}:{port}")
+        })
+        .collect();
+    Ok(each.join(","))
+}
+
 /// libpq's connect_timeout: whole seconds; zero or less waits forever.
 fn parse_connect_timeout(value: &str) -> Result<Duration> {
     let seconds: i64 = value.trim().parse().map_err(|_| {

@@ -269,3 +269,18 @@ fn every_own_keyword_is_taken_out_before_the_crate() {
         assert!(ConnInfo::parse(&format!("{key}={value}")).is_ok(), "{key}");
     }
 }
+
+#[test]
+fn hosts_of_a_primary_conninfo_names_where_and_never_the_password() {
+    let conninfo = "user=replicator password='s3cr;t' passfile='/var/lib/postgresql/.pgpass' \
+                    host=10.0.0.5 port=5433 sslsni=1 gssencmode=prefer target_session_attrs=any";
+    assert_eq!(hosts_of(conninfo).unwrap(), "10.0.0.5:5433");
+    assert_eq!(
+        hosts_of("hostaddr=10.0.0.6 user=r").unwrap(),
+        "10.0.0.6:5432"
+    );
+    assert_eq!(hosts_of("host=a,b port=1,2").unwrap(), "a:1,b:2");
+    assert_eq!(hosts_of("user=r").unwrap(), "localhost:5432");
+    let url = hosts_of("postgres://replicator:s3cret@db1:5433,db2/postgres").unwrap();
+    assert_eq!(url, "db1:5433,db2");
+}

@@ -1,5 +1,5 @@
 //! The Nagios plugin convention (check_postgres's): one status line,
-//! `O2O_DB VERIFY WARNING - 10 passed, 1 warned, 0 failed | checks=11 ...`,
+//! `O2O_DB VERIFY WARNING - 11 passed, 1 warned, 0 failed | checks=12 ...`,
 //! and Nagios's own exit codes, used with `--format nagios` only.
 
 use std::io::Write;

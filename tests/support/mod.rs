@@ -9,6 +9,7 @@
 
 pub mod fleet;
 pub mod pgbouncer;
+pub mod replication;
 
 use o2o_db::commands::seed::{self, SeedArgs};
 use o2o_db::config::{Config, HumanDuration, PoolSettings};

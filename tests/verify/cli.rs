@@ -37,7 +37,7 @@ fn cli_prints_the_json_shape_and_gates_on_exit_codes() {
     assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let checks = doc["checks"].as_array().unwrap();
-    assert_eq!(checks.len(), 9);
+    assert_eq!(checks.len(), 10);
     for c in checks {
         let mut keys: Vec<&str> = c.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort_unstable();
@@ -58,7 +58,12 @@ fn cli_prints_the_json_shape_and_gates_on_exit_codes() {
     assert!(checks[0]["fix"].is_null());
     assert_eq!(
         doc["summary"],
-        serde_json::json!({"passed": 8, "warned": 1, "failed": 0})
+        serde_json::json!({"passed": 9, "warned": 1, "failed": 0})
+    );
+    assert_eq!(doc["role"], "primary");
+    assert_eq!(
+        doc["replication"],
+        serde_json::json!({"standbys": [], "slots": [], "replay": null})
     );
     // --strict: the redundancy warning fails the run.
     let out = verify_cli(

@@ -89,6 +89,10 @@ pub struct Ctx<'a> {
     pub connect_ms: f64,
     /// `host:port` of the host `client` reached (one of a multi-host URL's).
     pub endpoint: Option<String>,
+    /// The server is a hot standby (pg_is_in_recovery): it takes no writes,
+    /// its statistics counters are its own and its changes come from the
+    /// primary, so the checks judge and phrase their fixes for that.
+    pub standby: bool,
     index_set: Option<IndexSet>,
     suite: Option<QuerySuite>,
     table: Option<Table>,
@@ -96,6 +100,8 @@ pub struct Ctx<'a> {
     /// What the indexes check read from the server, for the per-index figures.
     pub live_indexes: Option<Vec<crate::catalog::indexes::LiveIndex>>,
     relations: Option<Relations>,
+    /// What the replication check read, for the report's figures.
+    pub replication: Option<super::replication::ReplicationFigures>,
     /// Per query, the partitions its plan reads of all (the planner check's
     /// EXPLAINs, shown by the speed check).
     pub pruning: HashMap<String, (usize, usize)>,
@@ -121,7 +127,7 @@ impl<'a> Ctx<'a> {
             .server
             .then(|| db::connect_reaching(&config.conn))
             .transpose()?;
-        let (client, endpoint) = match reached {
+        let (client, endpoint, standby) = match reached {
             Some(db::Reached {
                 mut client,
                 endpoint,
@@ -130,9 +136,13 @@ impl<'a> Ctx<'a> {
                 client
                     .batch_execute(&format!("SET lock_timeout = '{VERIFY_LOCK_TIMEOUT_MS}ms'"))
                     .pg_context("setting verify's lock timeout")?;
-                (Some(client), Some(endpoint))
+                let standby: bool = client
+                    .query_one("SELECT pg_is_in_recovery()", &[])
+                    .pg_context("asking whether the server is a standby")?
+                    .get(0);
+                (Some(client), Some(endpoint), standby)
             }
-            None => (None, None),
+            None => (None, None, false),
         };
         Ok(Ctx {
             config,
@@ -141,12 +151,14 @@ impl<'a> Ctx<'a> {
             client,
             connect_ms: started.elapsed().as_secs_f64() * 1000.0,
             endpoint,
+            standby,
             index_set,
             suite,
             table: None,
             params: HashMap::new(),
             live_indexes: None,
             relations: None,
+            replication: None,
             pruning: HashMap::new(),
         })
     }
@@ -178,6 +190,20 @@ impl<'a> Ctx<'a> {
             return err;
         };
         crate::catalog::activity::name_lock_holders(client, &table.qualified(), err)
+    }
+
+    /// `fix` as it must be given on this node: on a standby, a change to the
+    /// database (DDL, ANALYZE, create-indexes) is run on the primary and
+    /// reaches the standby by replay.
+    pub fn on_primary(&self, fix: String) -> String {
+        if !self.standby {
+            return fix;
+        }
+        let lines: Vec<String> = fix.lines().map(|l| format!("  {l}")).collect();
+        format!(
+            "this node is a hot standby and takes no writes: on the primary, run\n{}\n(the change reaches this standby by replay; see the replication check if it does not)",
+            lines.join("\n")
+        )
     }
 
     /// The managed table, when a check has resolved it.

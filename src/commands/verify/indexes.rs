@@ -34,7 +34,10 @@ pub fn schema(ctx: &mut Ctx) -> Result<Verdict> {
                 "table {wanted} does not exist (the indexes of {} are on it)",
                 set.origin
             ),
-            "create it from sql/schema.sql (psql -f sql/schema.sql), or on a test database: o2o-db seed --create-schema",
+            ctx.on_primary(
+                "create it from sql/schema.sql (psql -f sql/schema.sql), or on a test database: o2o-db seed --create-schema"
+                    .into(),
+            ),
         ));
     };
     let (kind, columns): (String, i64) = (row.get(0), row.get(1));
@@ -67,16 +70,26 @@ pub fn schema(ctx: &mut Ctx) -> Result<Verdict> {
             set.indexes.len(),
             problems.join("\n")
         ),
-        format!(
+        ctx.on_primary(format!(
             "add the missing columns to {} (see sql/schema.sql), or correct the index file at the lines named",
             table.qualified()
-        ),
+        )),
     ))
 }
 
 /// indexes: each managed index is present, valid, ready and defined as the
 /// file says (judged by the server's own rendering, see catalog::indexes).
+/// Every repair is DDL: on a standby it is given for the primary.
 pub fn indexes(ctx: &mut Ctx) -> Result<Verdict> {
+    let verdict = judge_indexes(ctx)?;
+    Ok(Verdict {
+        fix: verdict.fix.map(|fix| ctx.on_primary(fix)),
+        ..verdict
+    })
+}
+
+fn judge_indexes(ctx: &mut Ctx) -> Result<Verdict> {
+    let standby = ctx.standby;
     let set = ctx.index_set()?.clone();
     let table = ctx.table()?;
     let Inspection {
@@ -101,7 +114,16 @@ pub fn indexes(ctx: &mut Ctx) -> Result<Verdict> {
                 quote_ident(&index.name)
             ));
         } else if let Some((problem, fix)) = diagnose(index, spec) {
-            problems.push(problem);
+            // A standby cannot see the primary's builds: an INVALID index
+            // there may be one still being built on the primary.
+            let unfinished = matches!(index.state, State::Invalid | State::Incomplete);
+            if standby && unfinished {
+                notes.push(format!(
+                    "{problem}\n  (this standby cannot see builds on the primary: a CREATE INDEX CONCURRENTLY may still be running there; verify the primary)"
+                ));
+            } else {
+                problems.push(problem);
+            }
             fixes.extend(fix);
         }
     }

@@ -1,9 +1,10 @@
 //! verify for Prometheus and Nagios: one gauge per check (0 pass, 1 warn,
 //! 2 fail) with its duration, and per managed index whether it exists, is
 //! valid and matches its file, its size and scans, with the table's last
-//! ANALYZE age: what postgres_exporter has no collector for.
+//! ANALYZE age, and the replication check's lag and slot figures: what
+//! postgres_exporter has no collector for, or reads only with its own setup.
 
-use super::report::{Status, VerifyReport};
+use super::report::{Role, Slot, StandbyLink, Status, VerifyReport};
 use crate::report::nagios::{NagiosCheck, NagiosState};
 use crate::report::prometheus::{flag, Exposition, Kind, Labels};
 use anyhow::Result;
@@ -100,8 +101,106 @@ pub fn prometheus(r: &VerifyReport, w: &mut dyn Write) -> Result<()> {
             vec![(labels, age)],
         );
     }
+    replication(r, &base, &mut e);
     w.write_all(e.into_string().as_bytes())?;
     Ok(())
+}
+
+/// The replication check's figures: whether this node is a standby, each
+/// standby's lag and each slot's WAL (on a primary), its own replay (on a standby).
+fn replication(r: &VerifyReport, base: &Labels, e: &mut Exposition) {
+    if let Some(role) = r.role {
+        e.family(
+            "o2o_db_server_in_recovery",
+            Kind::Gauge,
+            "1 when the server verify reached is a hot standby (pg_is_in_recovery).",
+            vec![(base.clone(), flag(role == Role::Standby))],
+        );
+    }
+    let Some(f) = &r.replication else {
+        return;
+    };
+    let per_standby = |value: &dyn Fn(&StandbyLink) -> Option<f64>| -> Vec<(Labels, f64)> {
+        f.standbys
+            .iter()
+            .filter_map(|s| {
+                let mut labels = base.clone();
+                labels.push(("application_name", s.application_name.clone()));
+                labels.push(("client_addr", s.client_addr.clone().unwrap_or_default()));
+                value(s).map(|v| (labels, v))
+            })
+            .collect()
+    };
+    e.family(
+        "o2o_db_replication_replay_lag_bytes",
+        Kind::Gauge,
+        "WAL a standby has not replayed yet (pg_stat_replication, this node's position minus replay_lsn).",
+        per_standby(&|s| s.replay_lag_bytes.map(|b| b.max(0) as f64)),
+    );
+    e.family(
+        "o2o_db_replication_replay_lag_seconds",
+        Kind::Gauge,
+        "pg_stat_replication.replay_lag; 0 once the standby has caught up (the server shows null then).",
+        per_standby(&|s| {
+            s.state
+                .as_ref()
+                .map(|_| s.replay_lag_seconds.unwrap_or(0.0))
+        }),
+    );
+    let per_slot = |value: &dyn Fn(&Slot) -> Option<f64>| -> Vec<(Labels, f64)> {
+        f.slots
+            .iter()
+            .filter_map(|s| {
+                let mut labels = base.clone();
+                labels.push(("slot", s.name.clone()));
+                value(s).map(|v| (labels, v))
+            })
+            .collect()
+    };
+    e.family(
+        "o2o_db_replication_slot_active",
+        Kind::Gauge,
+        "1 when something streams from the replication slot.",
+        per_slot(&|s| Some(flag(s.active))),
+    );
+    e.family(
+        "o2o_db_replication_slot_retained_bytes",
+        Kind::Gauge,
+        "WAL the replication slot keeps on this node.",
+        per_slot(&|s| s.retained_bytes.map(|b| b.max(0) as f64)),
+    );
+    let Some(replay) = &f.replay else {
+        return;
+    };
+    let own = |v: f64| vec![(base.clone(), v)];
+    e.family(
+        "o2o_db_standby_replay_paused",
+        Kind::Gauge,
+        "1 when replay on this standby is paused or a pause is requested.",
+        own(flag(replay.pause_state != "not paused")),
+    );
+    e.family(
+        "o2o_db_standby_wal_receiver_streaming",
+        Kind::Gauge,
+        "1 when this standby's WAL receiver is streaming from its primary.",
+        own(flag(replay.receiver_status.as_deref() == Some("streaming"))),
+    );
+    if let Some(bytes) = replay.receive_replay_bytes {
+        e.family(
+            "o2o_db_standby_receive_replay_lag_bytes",
+            Kind::Gauge,
+            "WAL this standby has received and not replayed yet.",
+            own(bytes.max(0) as f64),
+        );
+    }
+    if let Some(lag) = replay.lag_seconds {
+        e.family(
+            "o2o_db_standby_replay_lag_seconds",
+            Kind::Gauge,
+            "now() - the last replayed commit while received WAL waits; 0 when replay has caught up.",
+            own(lag),
+        );
+    }
 }
 
 pub fn nagios(r: &VerifyReport) -> NagiosCheck {

@@ -124,13 +124,22 @@ pub fn planner(ctx: &mut Ctx) -> Result<Verdict> {
             ),
         ));
     }
+    // A standby's indexes and statistics are the primary's, replayed.
+    let repair = if ctx.standby {
+        format!(
+            "make the indexes check pass: on the primary, o2o-db create-indexes builds what is missing and \
+             ANALYZE {} refreshes stale statistics (both reach this standby by replay; see the replication check)",
+            table.qualified()
+        )
+    } else {
+        format!(
+            "make the indexes check pass (o2o-db create-indexes builds what is missing), ANALYZE {} if its statistics are stale",
+            table.qualified()
+        )
+    };
     Ok(Verdict::fail(
         detail,
-        format!(
-            "make the indexes check pass (o2o-db create-indexes builds what is missing), ANALYZE {} if its statistics are stale, \
-             then EXPLAIN (ANALYZE, BUFFERS) the query with the parameters shown",
-            table.qualified()
-        ),
+        format!("{repair}, then EXPLAIN (ANALYZE, BUFFERS) the query with the parameters shown"),
     ))
 }
 

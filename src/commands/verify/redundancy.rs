@@ -197,6 +197,12 @@ pub fn redundancy(ctx: &mut Ctx) -> Result<Verdict> {
             .iter()
             .map(|i| format!("{} ({})", i.name, crate::report::size_pretty(i.bytes)))
             .collect();
+        // idx_scan counts the reads of the node it is read on.
+        let standby_note = if ctx.standby && others.is_empty() {
+            " on this standby (its own reads only: the primary and other replicas count theirs)"
+        } else {
+            ""
+        };
         let since = |reset: &Option<String>| {
             reset
                 .as_ref()
@@ -204,17 +210,17 @@ pub fn redundancy(ctx: &mut Ctx) -> Result<Verdict> {
                 .unwrap_or_else(|| "statistics began".into())
         };
         let nodes = if others.is_empty() {
-            format!("since {}", since(&reset))
+            format!("{standby_note} since {}", since(&reset))
         } else {
             let mut each = vec![format!("here since {}", since(&reset))];
             each.extend(others.iter().map(|(name, read)| match read {
                 Ok((_, r)) => format!("{name} since {}", since(r)),
                 Err(e) => format!("{name} not counted: {e}"),
             }));
-            format!("on any of {} nodes ({})", others.len() + 1, each.join("; "))
+            format!(" on any of {} nodes ({})", others.len() + 1, each.join("; "))
         };
         Some(format!(
-            "info: {} never used {nodes}:\n{}",
+            "info: {} never used{nodes}:\n{}",
             unused.len(),
             names
                 .chunks(3)
@@ -261,7 +267,10 @@ pub fn redundancy(ctx: &mut Ctx) -> Result<Verdict> {
         return Ok(Verdict::pass(detail));
     }
     lines.extend(unused_line);
-    Ok(Verdict::warn(lines.join("\n"), fixes.join("\n")))
+    Ok(Verdict::warn(
+        lines.join("\n"),
+        ctx.on_primary(fixes.join("\n")),
+    ))
 }
 
 /// When the database's statistics were last reset, if ever.

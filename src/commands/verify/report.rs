@@ -2,6 +2,7 @@
 //! summary a pipeline gates on. Its table is a pure function of the report,
 //! snapshot-tested without a database in report/snapshot_tests.rs.
 
+pub use super::replication::{Replay, ReplicationFigures, Slot, StandbyLink};
 use crate::report::{self, Outcome, Report};
 use anyhow::Result;
 use serde::Serialize;
@@ -61,6 +62,16 @@ impl Status {
     }
 }
 
+/// What the server verify reached is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Accepts writes.
+    Primary,
+    /// A hot standby (pg_is_in_recovery): replays a primary's WAL, takes no writes.
+    Standby,
+}
+
 /// One line of the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
@@ -105,12 +116,16 @@ pub struct VerifyReport {
     /// `host:port` of the server that answered (of a multi-host URL's);
     /// null when no check needed the server.
     pub server: Option<String>,
+    /// primary or standby; null when no check needed the server.
+    pub role: Option<Role>,
     /// The managed table (schema.table), when a check resolved it.
     pub table: Option<String>,
     /// Per managed index, when the indexes check ran.
     pub indexes: Vec<IndexFigures>,
     /// Seconds since the managed table was last analyzed (null: never, or not read).
     pub analyze_age_seconds: Option<f64>,
+    /// Standbys, slots and (on a standby) replay, when the replication check ran.
+    pub replication: Option<ReplicationFigures>,
     /// --strict: warnings make the run fail.
     #[serde(skip)]
     pub strict: bool,
@@ -132,9 +147,11 @@ impl VerifyReport {
             summary,
             database: String::new(),
             server: None,
+            role: None,
             table: None,
             indexes: Vec::new(),
             analyze_age_seconds: None,
+            replication: None,
             strict,
             elapsed,
         }
@@ -163,6 +180,14 @@ impl Report for VerifyReport {
     }
 
     fn render_table(&self, w: &mut dyn Write) -> Result<()> {
+        if self.role == Some(Role::Standby) {
+            writeln!(
+                w,
+                "{} is a hot standby (pg_is_in_recovery): verify only reads here; \
+                 fixes that change the database are for the primary and reach this node by replay",
+                self.server.as_deref().unwrap_or("the server")
+            )?;
+        }
         let mut t = report::table();
         t.set_header(["check", "status", "detail"]);
         for c in &self.checks {

@@ -18,28 +18,47 @@ pub struct TableStats {
     /// Rows per pg_class.reltuples (the planner's count), or the live-tuple count when never analyzed.
     pub rows: f64,
     pub modified_since: i64,
-    /// On a hot standby: the columns with planner statistics (pg_stats),
-    /// which replicate from the primary while ANALYZE times and change
-    /// counters do not. None on a primary.
-    pub standby_columns: Option<i64>,
+    /// On a hot standby, what replicates from the primary while ANALYZE
+    /// times and change counters (per node, empty there) do not. None on a primary.
+    pub standby: Option<Replicated>,
+}
+
+/// A standby's planner statistics: the catalog rows replay brings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Replicated {
+    /// pg_class.reltuples: -1 until the primary first analyzes or vacuums the table.
+    pub reltuples: f64,
+    /// Columns with pg_statistic rows (through pg_stats).
+    pub columns: i64,
 }
 
 impl TableStats {
     pub fn verdict(&self, modified_percent: f64, fix_sql: &str) -> Verdict {
-        if let Some(columns) = self.standby_columns {
-            if columns > 0 || !self.has_rows {
+        if let Some(Replicated { reltuples, columns }) = self.standby {
+            if !self.has_rows {
                 return Verdict::pass(format!(
-                    "{} on a hot standby: planner statistics for {columns} columns, replicated from the primary \
-                     (when they were taken and what changed since are the primary's figures: run verify there)",
+                    "{} on a hot standby is empty: nothing to analyze yet",
                     self.table
                 ));
             }
+            if reltuples >= 0.0 && columns > 0 {
+                return Verdict::pass(format!(
+                    "{} on a hot standby: {reltuples:.0} rows per pg_class.reltuples and planner statistics for {columns} columns, \
+                     replicated from the primary (when ANALYZE ran and what changed since are counted on the primary: run verify there)",
+                    self.table
+                ));
+            }
+            let missing = if reltuples < 0.0 {
+                "pg_class.reltuples is -1 (never analyzed or vacuumed on the primary)"
+            } else {
+                "no column has pg_statistic rows"
+            };
             return Verdict::fail(
                 format!(
-                    "{} on a hot standby has no planner statistics replicated from the primary",
+                    "{} on a hot standby has no planner statistics replicated from the primary: {missing}",
                     self.table
                 ),
-                format!("{fix_sql}  -- on the primary"),
+                format!("{fix_sql}  -- on the primary: ANALYZE cannot run on a standby, its statistics replicate"),
             );
         }
         let Some(ago) = self.analyzed_secs_ago else {
@@ -79,6 +98,7 @@ impl TableStats {
 pub fn statistics(ctx: &mut Ctx) -> Result<Verdict> {
     let table = ctx.table()?;
     let limit = ctx.config.verify.modified_percent;
+    let standby = ctx.standby;
     let qualified = table.qualified();
     let row = ctx.client()?.query_one(
         &format!(
@@ -87,7 +107,7 @@ pub fn statistics(ctx: &mut Ctx) -> Result<Verdict> {
                     EXISTS (SELECT 1 FROM {qualified} LIMIT 1), \
                     CASE WHEN c.reltuples >= 0 THEN c.reltuples::float8 ELSE COALESCE(s.n_live_tup, 0)::float8 END, \
                     COALESCE(s.n_mod_since_analyze, 0)::int8, \
-                    pg_is_in_recovery(), \
+                    c.reltuples::float8, \
                     (SELECT count(*) FROM pg_stats p WHERE p.schemaname = $2 AND p.tablename = $3) \
              FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
              WHERE c.oid = to_regclass($1)"
@@ -101,7 +121,10 @@ pub fn statistics(ctx: &mut Ctx) -> Result<Verdict> {
         has_rows: row.get(2),
         rows: row.get(3),
         modified_since: row.get(4),
-        standby_columns: row.get::<_, bool>(5).then(|| row.get(6)),
+        standby: standby.then(|| Replicated {
+            reltuples: row.get(5),
+            columns: row.get(6),
+        }),
     };
     Ok(stats.verdict(limit, &format!("ANALYZE {qualified};")))
 }
@@ -119,7 +142,7 @@ mod tests {
             has_rows: rows > 0.0 || modified > 0,
             rows,
             modified_since: modified,
-            standby_columns: None,
+            standby: None,
         }
     }
 
@@ -144,15 +167,30 @@ mod tests {
             Status::Pass
         );
         // A standby has no ANALYZE times of its own, only replicated statistics.
-        let standby = |columns| TableStats {
-            standby_columns: Some(columns),
+        let standby = |reltuples, columns| TableStats {
+            standby: Some(Replicated { reltuples, columns }),
             ..stats(None, 1000.0, 0)
         };
-        assert_eq!(standby(16).verdict(10.0, "").status, Status::Pass);
-        assert!(standby(16)
-            .verdict(10.0, "")
-            .detail
-            .contains("replicated from the primary"));
-        assert_eq!(standby(0).verdict(10.0, "ANALYZE x;").status, Status::Fail);
+        let replicated = standby(1000.0, 16).verdict(10.0, "");
+        assert_eq!(replicated.status, Status::Pass);
+        assert!(
+            replicated
+                .detail
+                .contains("1000 rows per pg_class.reltuples")
+                && replicated.detail.contains("16 columns"),
+            "{}",
+            replicated.detail
+        );
+        for (reltuples, columns, why) in [(-1.0, 0, "reltuples is -1"), (1000.0, 0, "no column")] {
+            let v = standby(reltuples, columns).verdict(10.0, "ANALYZE x;");
+            assert_eq!(v.status, Status::Fail);
+            assert!(v.detail.contains(why), "{}", v.detail);
+            assert!(v.fix.unwrap().contains("on the primary"));
+        }
+        let empty = TableStats {
+            has_rows: false,
+            ..standby(-1.0, 0)
+        };
+        assert_eq!(empty.verdict(10.0, "").status, Status::Pass);
     }
 }

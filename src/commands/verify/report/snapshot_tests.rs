@@ -1,8 +1,11 @@
 //! Snapshots of the verify report in every format, from reports built by hand
 //! with the README tour's checks: a healthy deploy, failures under --strict,
-//! one check alone and no check at all.
+//! one check alone, no check at all, and the replication figures of a
+//! primary with a standby and a slot and of a standby whose replay is paused.
 
-use super::{Check, IndexFigures, Status, VerifyReport};
+use super::{
+    Check, IndexFigures, Replay, ReplicationFigures, Role, Slot, StandbyLink, Status, VerifyReport,
+};
 use crate::report::snapshot::assert_formats;
 use crate::report::{Outcome, Report};
 use std::time::Duration;
@@ -40,6 +43,7 @@ fn tour() -> Vec<Check> {
         pass("statistics", "public.orders analyzed 0s ago (manual): 93728 rows, 0 modified since (0.0%, limit 10%)"),
         check("redundancy", Status::Warn, "idx_orders_date_desc is covered by idx_orders_date_channel (read backwards)\nidx_orders_store_name is covered by idx_orders_store_date, idx_orders_store_channel, idx_orders_store_product", Some(REDUNDANCY_FIX)),
         pass("sessions", "no session idle in transaction or running longer than 5m (0 sessions of other clients on this database)"),
+        pass("replication", "no standbys (pg_stat_replication is empty) and no replication slots"),
     ]
 }
 
@@ -49,6 +53,8 @@ fn the_tour_verify() {
     r.database = "o2o_dashboard".into();
     r.server = Some("/tmp/o2o-db-pg-tSMVsr/sock:39245".into());
     r.table = Some("public.orders".into());
+    r.role = Some(Role::Primary);
+    r.replication = Some(ReplicationFigures::default());
     r.analyze_age_seconds = Some(12.5);
     let index = |name: &str, exists, valid, matches, size_bytes, scans| IndexFigures {
         name: name.into(),
@@ -71,7 +77,7 @@ fn the_tour_verify() {
         index("idx_orders_scene", true, false, false, 679_936, Some(0)),
         index("idx_orders_channel", false, false, false, 0, None),
     ];
-    assert_eq!((r.summary.passed, r.summary.warned), (10, 1));
+    assert_eq!((r.summary.passed, r.summary.warned), (11, 1));
     assert_eq!(r.outcome(), Outcome::Clean);
     assert_formats!("tour", r);
 }
@@ -111,4 +117,84 @@ fn no_check() {
         "empty",
         VerifyReport::new(Vec::new(), false, Duration::ZERO)
     );
+}
+
+#[test]
+fn a_primary_with_a_standby_and_a_slot() {
+    let mut r = VerifyReport::new(
+        vec![check(
+            "replication",
+            Status::Warn,
+            "standby replica1 (10.0.0.7): streaming, async: behind by 0 bytes written, 0 bytes flushed, 4 kB replayed; lag write 0.00 s, flush 0.00 s, replay 0.31 s\nslot old_replica (physical, inactive, wal_status reserved): keeps 48.0 MB of WAL",
+            Some("SELECT pg_drop_replication_slot('old_replica');  -- if what used it is gone for good: an inactive slot keeps WAL until the disk fills"),
+        )],
+        false,
+        Duration::from_millis(40),
+    );
+    r.database = "o2o_dashboard".into();
+    r.server = Some("10.0.0.5:5432".into());
+    r.role = Some(Role::Primary);
+    r.replication = Some(ReplicationFigures {
+        standbys: vec![StandbyLink {
+            application_name: "replica1".into(),
+            client_addr: Some("10.0.0.7".into()),
+            state: Some("streaming".into()),
+            sync_state: Some("async".into()),
+            write_lag_bytes: Some(0),
+            flush_lag_bytes: Some(0),
+            replay_lag_bytes: Some(4096),
+            write_lag_seconds: Some(0.0002),
+            flush_lag_seconds: Some(0.0015),
+            replay_lag_seconds: Some(0.31),
+        }],
+        slots: vec![Slot {
+            name: "old_replica".into(),
+            kind: "physical".into(),
+            active: false,
+            wal_status: Some("reserved".into()),
+            retained_bytes: Some(48 * 1024 * 1024),
+        }],
+        replay: None,
+    });
+    assert_formats!("primary-replication", r);
+}
+
+#[test]
+fn a_standby_with_replay_paused() {
+    let mut r = VerifyReport::new(
+        vec![
+            pass("statistics", "public.orders on a hot standby: 93728 rows per pg_class.reltuples and planner statistics for 16 columns, replicated from the primary (when ANALYZE ran and what changed since are counted on the primary: run verify there)"),
+            check(
+                "replication",
+                Status::Fail,
+                "replay is paused (pg_get_wal_replay_pause_state): received up to 0/5723EA0, replayed up to 0/50EDBF8, 6.2 MB waiting, 12.40 s behind in time; this standby serves data as of its last replayed commit\nWAL receiver streaming from 10.0.0.5:5432\nnote: hot_standby_feedback = off, max_standby_streaming_delay = 30s: a dashboard query that reads rows the primary has since vacuumed is cancelled after 30s (hot_standby_feedback = on prevents that, at the cost of bloat on the primary)",
+                Some("SELECT pg_wal_replay_resume();  -- on this standby"),
+            ),
+        ],
+        false,
+        Duration::from_millis(52),
+    );
+    r.database = "o2o_dashboard".into();
+    r.server = Some("10.0.0.8:5432".into());
+    r.role = Some(Role::Standby);
+    r.table = Some("public.orders".into());
+    r.replication = Some(ReplicationFigures {
+        standbys: Vec::new(),
+        slots: Vec::new(),
+        replay: Some(Replay {
+            receive_lsn: Some("0/5723EA0".into()),
+            replay_lsn: Some("0/50EDBF8".into()),
+            receive_replay_bytes: Some(6_500_000),
+            lag_seconds: Some(12.4),
+            pause_state: "paused".into(),
+            receiver_status: Some("streaming".into()),
+            receiver_running: true,
+            primary: Some("10.0.0.5:5432".into()),
+            primary_conninfo_set: Some(true),
+            hot_standby_feedback: "off".into(),
+            max_standby_streaming_delay: "30s".into(),
+        }),
+    });
+    assert_eq!(r.outcome(), Outcome::Findings);
+    assert_formats!("standby-paused", r);
 }
