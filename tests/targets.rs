@@ -458,3 +458,84 @@ fn a_replica_that_does_not_replay_in_time_is_a_finding() {
         .batch_execute(&format!("DROP INDEX {name}"))
         .unwrap();
 }
+
+/// A real failover: a replica promoted while the old primary still runs is
+/// noticed as a replica taking writes and as two writable nodes.
+#[test]
+fn a_promoted_replica_is_noticed() {
+    let f = fleet::fleet();
+    let promoted = f.primary.start_replica().unwrap();
+    let mut standby =
+        postgres::Client::connect(&node_url(promoted.port()), postgres::NoTls).unwrap();
+    let done: bool = standby
+        .query_one("SELECT pg_promote(true, 30)", &[])
+        .unwrap()
+        .get(0);
+    assert!(done, "promotion finished");
+    let config = config_file(&[
+        ("primary", node_url(f.primary.port()), "primary"),
+        ("replica2", node_url(promoted.port()), "replica"),
+    ]);
+    let (text, _) = run(
+        &config,
+        &["--all-targets", "verify", "--only", "connectivity"],
+        1,
+    );
+    assert!(
+        text.contains(&format!(
+            "== replica2 (config: replica; found: primary at 127.0.0.1:{}) ==",
+            promoted.port()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAIL: the config says replica, but it takes writes"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAIL: 2 nodes take writes: primary, replica2 (split brain"),
+        "{text}"
+    );
+}
+
+/// A replica stopped in the middle of a benchmark costs the runs on it their
+/// connect attempts, not the pool's 30 s timeout each.
+#[test]
+fn a_replica_stopped_mid_benchmark_ends_the_run_promptly() {
+    let f = fleet::fleet();
+    let mut replica = f.primary.start_replica().unwrap();
+    let url = format!("{}&connect_timeout=2", node_url(replica.port()));
+    let started = std::time::Instant::now();
+    let child = support::bare_std_cmd()
+        .args(["--database-url", &url, "--format", "json", "benchmark"])
+        .args([
+            "--only",
+            "by_store,latest_orders",
+            "--clients",
+            "4",
+            "--duration",
+            "3s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    replica.stop().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let took = started.elapsed();
+    // Two queries of 3 s each, plus connect attempts: far from 2 x 30 s per client.
+    assert!(took < std::time::Duration::from_secs(20), "took {took:?}");
+    assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors: u64 = report["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["errors"].as_u64().unwrap())
+        .sum();
+    assert!(
+        errors > 0,
+        "the runs after the stop failed and were counted: {report}"
+    );
+}

@@ -217,7 +217,11 @@ pub fn redundancy(ctx: &mut Ctx) -> Result<Verdict> {
                 Ok((_, r)) => format!("{name} since {}", since(r)),
                 Err(e) => format!("{name} not counted: {e}"),
             }));
-            format!(" on any of {} nodes ({})", others.len() + 1, each.join("; "))
+            format!(
+                " on any of {} nodes ({})",
+                others.len() + 1,
+                each.join("; ")
+            )
         };
         Some(format!(
             "info: {} never used{nodes}:\n{}",
