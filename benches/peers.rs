@@ -4,13 +4,15 @@
 //
 // Options (after `--`): --reps N (default 3), --orders N (the large size,
 // default 1000000), --with-10m (adds the 10M-row scaling step: minutes),
-// --only SECTION (seed, indexes, benchmark, verify, scaling, partitioned, startup;
-// repeatable).
+// --only SECTION (seed, indexes, benchmark, verify, scaling, partitioned, fleet,
+// startup; repeatable).
 
 use o2o_db::pg_sandbox::Sandbox;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "peers/fleet.rs"]
+mod fleet;
 #[path = "peers/partitioned.rs"]
 mod partitioned;
 mod support;
@@ -48,6 +50,9 @@ fn main() {
     }
     if opts.wants("partitioned") {
         partitioned::versus_psql(&sandbox, &opts, &mut table);
+    }
+    if opts.wants("fleet") {
+        fleet::versus_peers(&sandbox, &opts, &mut table);
     }
     if opts.wants("startup") {
         startup(&opts, &mut table);
@@ -328,113 +333,160 @@ fn scaling(sandbox: &Sandbox, opts: &Options, table: &mut Rows) {
 /// throughput with 20 clients against pgbench -c 20 -j 2.
 fn benchmark_vs_pgbench(sandbox: &Sandbox, db: &str, opts: &Options, table: &mut Rows) {
     let suite = o2o_db::sqlfiles::QuerySuite::builtin().unwrap_or_else(|e| fail(&format!("{e:#}")));
+    let direct = Via::direct(sandbox, db);
     let mut worst_latency = (0.0f64, String::new());
     let mut worst_tps = (f64::MAX, String::new());
     for q in &suite.queries {
-        let json = |args: &[&str]| -> serde_json::Value {
-            let mut all = vec![
-                "--format",
-                "json",
-                "benchmark",
-                "--only",
-                &q.name,
-                "--fixed-params",
-                "--max-p95-ms",
-                "1000000",
-            ];
-            all.extend_from_slice(args);
-            serde_json::from_str(&o2o_output(sandbox, db, &all))
-                .unwrap_or_else(|e| fail(&format!("benchmark json: {e}")))
-        };
-        // Size the runs to about half a second each.
-        let probe = json(&["--iterations", "50", "--warmup", "10"]);
-        let mean = probe["queries"][0]["mean_ms"]
-            .as_f64()
-            .unwrap_or(1.0)
-            .max(0.01);
-        let n = ((500.0 / mean) as u64).clamp(100, 10_000);
-        let params: Vec<String> = probe["queries"][0]["params"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(raw_value)).collect())
-            .unwrap_or_default();
-        let script = pgbench_script(&q.sql, params.len());
-        let defines: Vec<String> = params
-            .iter()
-            .enumerate()
-            .map(|(i, v)| format!("p{}={v}", i + 1))
-            .collect();
-        let mut ours = Vec::new();
-        let mut theirs = Vec::new();
-        for _ in 0..opts.reps {
-            let r = json(&["--iterations", &n.to_string(), "--warmup", "20"]);
-            ours.push(r["queries"][0]["mean_ms"].as_f64().unwrap_or(f64::NAN));
-            theirs.push(
-                pgbench(
-                    sandbox,
-                    db,
-                    &PgbenchRun {
-                        script: &script,
-                        defines: &defines,
-                        clients: 1,
-                        jobs: 1,
-                        transactions: n,
-                        seconds: None,
-                    },
-                )
-                .latency_ms,
-            );
+        let probe = Probe::of(q, &direct);
+        let row = latency_row(sandbox, db, &direct, &probe, opts);
+        if row.ratio > worst_latency.0 {
+            worst_latency = (row.ratio, q.name.clone());
         }
-        let (o, p) = (median_f(&ours), median_f(&theirs));
-        let ratio = o / p;
-        if ratio > worst_latency.0 {
-            worst_latency = (ratio, q.name.clone());
+        table.push(row);
+        let row = throughput_row(sandbox, db, &direct, &probe, opts);
+        if row.ratio < worst_tps.0 {
+            worst_tps = (row.ratio, q.name.clone());
         }
-        table.push(Row {
-            what: format!("benchmark {} mean, 1 client (ms)", q.name),
-            o2o: format!("{o:.3}"),
-            peer: format!("{p:.3} (pgbench -M prepared)"),
-            ratio,
-            target: "≤ 1.05".into(),
-            met: ratio <= 1.05,
-        });
-        let mut ours = Vec::new();
-        let mut theirs = Vec::new();
-        for _ in 0..opts.reps {
-            let r = json(&["--clients", "20", "--duration", "2s", "--warmup", "100"]);
-            ours.push(r["queries"][0]["qps"].as_f64().unwrap_or(f64::NAN));
-            theirs.push(
-                pgbench(
-                    sandbox,
-                    db,
-                    &PgbenchRun {
-                        script: &script,
-                        defines: &defines,
-                        clients: 20,
-                        jobs: 2,
-                        transactions: 0,
-                        seconds: Some(2),
-                    },
-                )
-                .tps,
-            );
-        }
-        let (o, p) = (median_f(&ours), median_f(&theirs));
-        if o / p < worst_tps.0 {
-            worst_tps = (o / p, q.name.clone());
-        }
-        table.push(Row {
-            what: format!("benchmark {} throughput, 20 clients (qps)", q.name),
-            o2o: format!("{o:.0}"),
-            peer: format!("{p:.0} (pgbench -c 20 -j 2)"),
-            ratio: o / p,
-            target: "≥ 0.95".into(),
-            met: o / p >= 0.95,
-        });
+        table.push(row);
     }
     eprintln!(
         "  worst latency ratio {:.3} ({}), worst throughput ratio {:.3} ({})",
         worst_latency.0, worst_latency.1, worst_tps.0, worst_tps.1
     );
+}
+
+/// Where o2o-db and pgbench connect: the sandbox itself, a replica, a pgbouncer.
+pub struct Via {
+    pub url: String,
+    /// None: the sandbox's socket.
+    pub port: Option<u16>,
+    /// pgbench -M.
+    pub mode: &'static str,
+    pub label: &'static str,
+}
+
+impl Via {
+    pub fn direct(sandbox: &Sandbox, db: &str) -> Via {
+        Via {
+            url: sandbox.url(db),
+            port: None,
+            mode: "prepared",
+            label: "",
+        }
+    }
+}
+
+/// A query sized to about half a second of runs, with the bound values pgbench gets.
+pub struct Probe {
+    pub name: String,
+    pub runs: u64,
+    pub script: String,
+    pub defines: Vec<String>,
+}
+
+impl Probe {
+    pub fn of(q: &o2o_db::sqlfiles::QuerySpec, via: &Via) -> Probe {
+        let probe = o2o_json(via, &q.name, &["--iterations", "50", "--warmup", "10"]);
+        let mean = probe["queries"][0]["mean_ms"]
+            .as_f64()
+            .unwrap_or(1.0)
+            .max(0.01);
+        let params: Vec<String> = probe["queries"][0]["params"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(raw_value)).collect())
+            .unwrap_or_default();
+        Probe {
+            name: q.name.clone(),
+            runs: ((500.0 / mean) as u64).clamp(100, 10_000),
+            script: pgbench_script(&q.sql, params.len()),
+            defines: params
+                .iter()
+                .enumerate()
+                .map(|(i, v)| format!("p{}={v}", i + 1))
+                .collect(),
+        }
+    }
+}
+
+/// o2o-db's benchmark JSON for one query with fixed parameters.
+pub fn o2o_json(via: &Via, query: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = vec![
+        "--format",
+        "json",
+        "benchmark",
+        "--only",
+        query,
+        "--fixed-params",
+        "--max-p95-ms",
+        "1000000",
+    ];
+    all.extend_from_slice(args);
+    serde_json::from_str(&o2o_output_at(&via.url, &all))
+        .unwrap_or_else(|e| fail(&format!("benchmark json: {e}")))
+}
+
+/// One client: o2o-db's mean latency against pgbench's, medians of the repetitions.
+pub fn latency_row(sandbox: &Sandbox, db: &str, via: &Via, probe: &Probe, opts: &Options) -> Row {
+    let runs = probe.runs.to_string();
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for _ in 0..opts.reps {
+        let r = o2o_json(via, &probe.name, &["--iterations", &runs, "--warmup", "20"]);
+        ours.push(r["queries"][0]["mean_ms"].as_f64().unwrap_or(f64::NAN));
+        theirs.push(pgbench(sandbox, db, &pgbench_run(via, probe, 1, 1, None)).latency_ms);
+    }
+    let (o, p) = (median_f(&ours), median_f(&theirs));
+    Row {
+        what: format!("benchmark {}{} mean, 1 client (ms)", probe.name, via.label),
+        o2o: format!("{o:.3}"),
+        peer: format!("{p:.3} (pgbench -M {})", via.mode),
+        ratio: o / p,
+        target: "≤ 1.05".into(),
+        met: o / p <= 1.05,
+    }
+}
+
+/// 20 clients: o2o-db's throughput against pgbench -c 20 -j 2's.
+pub fn throughput_row(sandbox: &Sandbox, db: &str, via: &Via, probe: &Probe, opts: &Options) -> Row {
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for _ in 0..opts.reps {
+        let r = o2o_json(
+            via,
+            &probe.name,
+            &["--clients", "20", "--duration", "2s", "--warmup", "100"],
+        );
+        ours.push(r["queries"][0]["qps"].as_f64().unwrap_or(f64::NAN));
+        theirs.push(pgbench(sandbox, db, &pgbench_run(via, probe, 20, 2, Some(2))).tps);
+    }
+    let (o, p) = (median_f(&ours), median_f(&theirs));
+    Row {
+        what: format!("benchmark {}{} throughput, 20 clients (qps)", probe.name, via.label),
+        o2o: format!("{o:.0}"),
+        peer: format!("{p:.0} (pgbench -M {} -c 20 -j 2)", via.mode),
+        ratio: o / p,
+        target: "≥ 0.95".into(),
+        met: o / p >= 0.95,
+    }
+}
+
+fn pgbench_run<'a>(
+    via: &'a Via,
+    probe: &'a Probe,
+    clients: u32,
+    jobs: u32,
+    seconds: Option<u64>,
+) -> PgbenchRun<'a> {
+    PgbenchRun {
+        mode: via.mode,
+        port: via.port,
+        script: &probe.script,
+        defines: &probe.defines,
+        clients,
+        jobs,
+        transactions: probe.runs,
+        seconds,
+    }
 }
 
 /// `'x''y'::text` → `x'y`: the value pgbench binds for a -D variable.

@@ -10,7 +10,7 @@ pub struct Options {
     pub orders: u64,
     pub with_10m: bool,
     /// Run only these sections (seed, indexes, benchmark, verify, scaling, partitioned,
-    /// startup); empty: all.
+    /// fleet, startup); empty: all.
     pub only: Vec<String>,
 }
 
@@ -239,8 +239,13 @@ pub struct PgbenchResult {
     pub tps: f64,
 }
 
-/// One pgbench invocation: -M prepared, no vacuum.
+/// One pgbench invocation, no vacuum.
 pub struct PgbenchRun<'a> {
+    /// -M: "prepared" against PostgreSQL, "extended" (the unnamed statement)
+    /// through a pooler that shares connections per transaction.
+    pub mode: &'a str,
+    /// 127.0.0.1 and this port (a pgbouncer, a replica) instead of the sandbox's socket.
+    pub port: Option<u16>,
     pub script: &'a str,
     /// -D name=value variables (bound as parameters under -M prepared).
     pub defines: &'a [String],
@@ -254,6 +259,8 @@ pub struct PgbenchRun<'a> {
 /// Runs pgbench against `db`.
 pub fn pgbench(sandbox: &Sandbox, db: &str, run: &PgbenchRun<'_>) -> PgbenchResult {
     let PgbenchRun {
+        mode,
+        port,
         script,
         defines,
         clients,
@@ -266,9 +273,14 @@ pub fn pgbench(sandbox: &Sandbox, db: &str, run: &PgbenchRun<'_>) -> PgbenchResu
         .join(format!("pgbench-{}.sql", std::process::id()));
     std::fs::write(&file, script).unwrap_or_else(|e| fail(&format!("writing pgbench script: {e}")));
     let mut cmd = Command::new(sandbox.bindir().join("pgbench"));
-    cmd.args(["-n", "-M", "prepared", "-h"])
-        .arg(sandbox.socket_dir())
-        .args(["-p", &sandbox.port().to_string(), "-U", "postgres"])
+    cmd.args(["-n", "-M", mode, "-h"]);
+    match port {
+        Some(p) => cmd.args(["127.0.0.1", "-p", &p.to_string()]),
+        None => cmd
+            .arg(sandbox.socket_dir())
+            .args(["-p", &sandbox.port().to_string()]),
+    };
+    cmd.args(["-U", "postgres"])
         .args(["-c", &clients.to_string(), "-j", &jobs.to_string()]);
     for d in defines {
         cmd.arg("-D").arg(d);
@@ -305,9 +317,14 @@ pub fn pgbench(sandbox: &Sandbox, db: &str, run: &PgbenchRun<'_>) -> PgbenchResu
 
 /// Runs o2o-db and returns its stdout (the report), failing the bench on exit 2.
 pub fn o2o_output(sandbox: &Sandbox, db: &str, args: &[&str]) -> String {
+    o2o_output_at(&sandbox.url(db), args)
+}
+
+/// The same against any URL (a replica, a pgbouncer).
+pub fn o2o_output_at(url: &str, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_o2o-db"))
         .arg("--database-url")
-        .arg(sandbox.url(db))
+        .arg(url)
         .args(args)
         .output()
         .unwrap_or_else(|e| fail(&format!("cannot run o2o-db: {e}")));
