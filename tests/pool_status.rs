@@ -116,6 +116,7 @@ fn a_session_left_idle_in_transaction_is_listed() {
     let options = StatusOptions {
         session_age: Duration::from_millis(100),
         exclude_own_connection: false,
+        pooler_pids: Vec::new(),
     };
     let status = ps::pool_status_with(&pool, &options).unwrap();
     let leaks = &status.server.idle_in_transaction;
