@@ -14,6 +14,20 @@ impl Bouncer {
     /// pgbouncer for `dbname` on the shared sandbox, in `pool_mode`, with
     /// `default_pool_size` server connections per pool.
     pub fn start(dbname: &str, pool_mode: &str, pool_size: u32) -> Bouncer {
+        Bouncer::start_with(dbname, pool_mode, pool_size, &[])
+    }
+
+    /// `start` with more [pgbouncer] settings, e.g. ("stats_period", "2").
+    pub fn start_with(
+        dbname: &str,
+        pool_mode: &str,
+        pool_size: u32,
+        settings: &[(&str, &str)],
+    ) -> Bouncer {
+        let extra: String = settings
+            .iter()
+            .map(|(key, value)| format!("{key} = {value}\n"))
+            .collect();
         let sandbox = super::sandbox();
         let dir = tempfile::tempdir().expect("pgbouncer dir");
         let port = o2o_db::pg_sandbox::free_port().expect("a free port");
@@ -24,7 +38,7 @@ impl Bouncer {
                 "[databases]\n{dbname} = host={} port={} dbname={dbname}\n\
                  [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
                  auth_type = trust\nauth_file = {}\nadmin_users = postgres\n\
-                 pool_mode = {pool_mode}\ndefault_pool_size = {pool_size}\n",
+                 pool_mode = {pool_mode}\ndefault_pool_size = {pool_size}\n{extra}",
                 sandbox.socket_dir().display(),
                 sandbox.port(),
                 dir.path().join("userlist.txt").display()
