@@ -119,6 +119,7 @@ fn a_session_left_idle_in_transaction_is_listed() {
         session_age: Duration::from_millis(100),
         exclude_own_connection: false,
         pooler_pids: Vec::new(),
+        left_out_pids: Vec::new(),
     };
     let status = ps::pool_status_with(&pool, &options).unwrap();
     let leaks = &status.server.idle_in_transaction;
@@ -525,7 +526,78 @@ fn pgbouncers_idle_server_connections_are_its_pool_not_the_applications_usage() 
         ),
         "{table}"
     );
+
+    // Without --pgbouncer, through it: the URL pools per transaction, so its
+    // console (same host, port and role) is read and the figures are the same.
+    let out = support::run(
+        support::bare_cmd()
+            .arg("--config")
+            .arg(&config)
+            .args(["--database-url", &url, "--format", "json"])
+            .args(["pool-status", "--app", "dashboard"]),
+        0,
+    );
+    let v = json_of(&out);
+    assert_eq!(v["app"]["connections"], 10, "{v}");
+    assert_eq!(v["app"]["through_pgbouncer"], 10, "{v}");
+    // The 50th server carries o2o-db's own query, left out as always.
+    assert_eq!(v["server"]["pooler_servers"][0]["connections"], 49, "{v}");
     drop(clients);
+}
+
+/// Through transaction pooling whose console this role may not read, the
+/// backends cannot be told apart: the usage is not judged (no false alert),
+/// and the report says to pass --pgbouncer.
+#[test]
+fn through_transaction_pooling_without_its_console_the_usage_is_not_judged() {
+    let db = TestDb::empty("ps_bouncer_no_console");
+    let bouncer = Bouncer::start_with(&db.name, "transaction", 4, &[("admin_users", "nobody")]);
+    let url = bouncer.url(&db.name);
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                connect_url_as(&url, "dashboard")
+                    .batch_execute("SELECT pg_sleep(0.5)")
+                    .unwrap()
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    // 4 idle servers named dashboard, against a pool of 5 alerting at 60%.
+    let (_dir, config) =
+        config_file("[pool]\nsize = 2\nmax_overflow = 3\n\n[alert]\npool_usage_percent = 60\n");
+    let pool_status = |format: &str| {
+        support::bare_cmd()
+            .arg("--config")
+            .arg(&config)
+            .args(["--database-url", &url, "--format", format])
+            .args(["pool-status", "--app", "dashboard"])
+            .output()
+            .unwrap()
+    };
+    let out = pool_status("json");
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let v = json_of(&out);
+    assert_eq!(v["alert"], false, "{v}");
+    assert!(v["pgbouncer"].is_null(), "{v}");
+    let why = v["app"]["not_judged"].as_str().unwrap();
+    assert!(
+        why.contains("pools server connections per transaction")
+            && why.contains("not allowed")
+            && why.contains("pass --pgbouncer URL"),
+        "{why}"
+    );
+    let out = pool_status("nagios");
+    assert_eq!(out.status.code(), Some(3), "{}", support::stdout(&out));
+    assert!(
+        support::stdout(&out)
+            .starts_with("O2O_DB POOL_STATUS UNKNOWN - dashboard's usage not judged"),
+        "{}",
+        support::stdout(&out)
+    );
 }
 
 /// pool-status pointed at the admin console itself says what to do instead,

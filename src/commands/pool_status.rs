@@ -25,7 +25,7 @@ pub use load::{BouncerUnderLoad, LoadPlan, LoadReport};
 
 use crate::config::{Config, HumanDuration};
 use crate::conninfo::ConnInfo;
-use crate::db::{pgbouncer, Pool, Warm};
+use crate::db::{pgbouncer, Pool, Pooling, Warm};
 use crate::report::{self, Format, Outcome, Report};
 use crate::stop::Stop;
 use anyhow::{anyhow, Result};
@@ -45,7 +45,9 @@ pub struct PoolStatusArgs {
     /// and the recent average wait, per pool against its pool_size; alert
     /// (exit 1) when clients wait. Its server connections are then shown as
     /// pgbouncer's pool, and the application's connections through it are its
-    /// clients there
+    /// clients there. Without it, a --database-url that pools per transaction
+    /// has its console read at the same host, port and role (dbname
+    /// pgbouncer); when that is refused, the usage is not judged
     ///
     /// Example: --pgbouncer postgres://pgbouncer@127.0.0.1:6432/pgbouncer
     #[arg(long, value_name = "URL")]
@@ -102,9 +104,11 @@ pub struct AppUsage {
     pub connections: i64,
     /// Its backends in the database, pgbouncer's server connections left out.
     pub direct: i64,
-    /// With --pgbouncer: its client connections to pgbouncer for this
-    /// database (SHOW CLIENTS), each one of its pool's connections.
+    /// With pgbouncer's console: its client connections to pgbouncer for
+    /// this database (SHOW CLIENTS), each one of its pool's connections.
     pub through_pgbouncer: Option<i64>,
+    /// Why the usage is not judged, and no alert raised (null when it is).
+    pub not_judged: Option<String>,
     /// The configured max_size they count against.
     pub max_size: u32,
     pub usage_percent: f64,
@@ -127,7 +131,8 @@ pub struct PoolStatusReport {
     /// The application's usage is above alert_percent.
     pub alert: bool,
     pub load: Option<LoadReport>,
-    /// With --pgbouncer: its admin console's figures and alert (null without).
+    /// With pgbouncer's console (--pgbouncer, or found behind a transaction-pooled
+    /// --database-url): its figures and alert (null without).
     pub pgbouncer: Option<BouncerSection>,
 }
 
@@ -187,7 +192,8 @@ pub fn run_cli(
 }
 
 fn run_until(config: &Config, args: &PoolStatusArgs, stop: &Stop) -> Result<PoolStatusReport> {
-    let console = console(config, args)?;
+    let sources = Sources::find(config, args)?;
+    let console = sources.console.as_ref();
     // Opened first: an unreachable server fails before a 10 s load, not after.
     let probe = open_probe_pool(config)?;
     let loaded = match args.load {
@@ -204,11 +210,11 @@ fn run_until(config: &Config, args: &PoolStatusArgs, stop: &Stop) -> Result<Pool
                 config.pool.max_size(),
                 humantime::format_duration(plan.duration)
             ));
-            let (load, figures) = load::run(config, &plan, console.as_ref(), stop)?;
+            let (load, figures) = load::run(config, &plan, console, stop)?;
             // The load's pool is closed; let its backends leave before the
             // snapshot. pgbouncer keeps its server connections, whatever
             // application_name their last client (the load) gave them.
-            let pooler_pids = match &console {
+            let pooler_pids = match console {
                 Some(c) => pgbouncer::status(c)?.server_pids,
                 None => Vec::new(),
             };
@@ -227,17 +233,71 @@ fn run_until(config: &Config, args: &PoolStatusArgs, stop: &Stop) -> Result<Pool
             Some((load, figures))
         }
     };
-    snapshot(config, args, &probe, console.as_ref(), loaded)
+    snapshot(config, args, &probe, &sources, loaded)
 }
 
-/// The admin console --pgbouncer names, once --database-url is known not to be one.
-fn console(config: &Config, args: &PoolStatusArgs) -> Result<Option<ConnInfo>> {
-    // Before the extended protocol meets the console and says only "invalid command".
-    pgbouncer::refuse_admin_console(&config.conn, "--pgbouncer")?;
-    args.pgbouncer
-        .as_deref()
-        .map(|url| ConnInfo::parse(url).map_err(|e| anyhow!("--pgbouncer: {e:#}")))
-        .transpose()
+/// Where pool-status reads pgbouncer from, found once per run.
+struct Sources {
+    /// The admin console: --pgbouncer, or the one behind a --database-url
+    /// that pools per transaction (same host, port and role, dbname pgbouncer).
+    console: Option<ConnInfo>,
+    /// The pooling check's backends on a server of their own: they may not
+    /// have exited yet, and are o2o-db's.
+    left_out_pids: Vec<i32>,
+    /// Why the application's usage cannot be judged from the server: its
+    /// connections go through a transaction pooler whose console is unreadable.
+    not_judged: Option<String>,
+}
+
+impl Sources {
+    fn find(config: &Config, args: &PoolStatusArgs) -> Result<Sources> {
+        // Before the extended protocol meets the console and says only "invalid command".
+        pgbouncer::refuse_admin_console(&config.conn, "--pgbouncer")?;
+        if let Some(url) = &args.pgbouncer {
+            let console = ConnInfo::parse(url).map_err(|e| anyhow!("--pgbouncer: {e:#}"))?;
+            return Ok(Sources {
+                console: Some(console),
+                left_out_pids: Vec::new(),
+                not_judged: None,
+            });
+        }
+        // Behind a transaction pooler every backend is one of its server
+        // connections, named after whichever client used it last.
+        let mut check = config.conn.clone();
+        check.application_name = Some(probe_application_name(config));
+        let (pooling, seen) = config.pooling.resolve_seen(&check)?;
+        if pooling != Pooling::Transaction {
+            return Ok(Sources {
+                console: None,
+                left_out_pids: seen,
+                not_judged: None,
+            });
+        }
+        let mut console = check;
+        console.dbname = Some(pgbouncer::ADMIN_DATABASE.to_string());
+        let not_judged = match pgbouncer::console_version(&console) {
+            Ok(Some(_)) => {
+                return Ok(Sources {
+                    console: Some(console),
+                    left_out_pids: Vec::new(),
+                    not_judged: None,
+                })
+            }
+            Ok(None) => "it is not pgbouncer's".to_string(),
+            Err(e) => format!("{:#}", e),
+        };
+        Ok(Sources {
+            console: None,
+            left_out_pids: Vec::new(),
+            not_judged: Some(format!(
+                "{} pools server connections per transaction, so the server's backends are the \
+                 pooler's, whatever application_name they carry; its admin console at {} could \
+                 not be read ({not_judged}): pass --pgbouncer URL as an admin_users or stats_users role",
+                config.conn.target(),
+                console.target()
+            )),
+        })
+    }
 }
 
 /// The pool o2o-db itself uses to read the server: built from [pool], opened
@@ -260,11 +320,15 @@ fn snapshot(
     config: &Config,
     args: &PoolStatusArgs,
     probe: &Pool,
-    console: Option<&ConnInfo>,
+    sources: &Sources,
     loaded: Option<(LoadReport, PoolFigures)>,
 ) -> Result<PoolStatusReport> {
     // Read first: its SHOW SERVERS says which backends are pgbouncer's.
-    let bouncer = console.map(pgbouncer::status).transpose()?;
+    let bouncer = sources
+        .console
+        .as_ref()
+        .map(pgbouncer::status)
+        .transpose()?;
     let options = StatusOptions {
         session_age: args.session_age.map_or(config.verify.session_age, |d| d.0),
         // The o2o-db process's own connection is not the application's.
@@ -272,6 +336,7 @@ fn snapshot(
         pooler_pids: bouncer
             .as_ref()
             .map_or_else(Vec::new, |b| b.server_pids.clone()),
+        left_out_pids: sources.left_out_pids.clone(),
     };
     let status = pool_status_with(probe, &options)?;
     let (load, pool) = match loaded {
@@ -292,7 +357,8 @@ fn snapshot(
         .map(|b| b.clients_of(&name, &status.server.database));
     let connections = direct + through_pgbouncer.unwrap_or(0);
     // Compared exactly, not on the rounded percentage.
-    let alert = connections as f64 * 100.0 > alert_percent * max_size as f64;
+    let alert = sources.not_judged.is_none()
+        && connections as f64 * 100.0 > alert_percent * max_size as f64;
     Ok(PoolStatusReport {
         taken_at: status.taken_at,
         target: config.conn.target(),
@@ -306,6 +372,7 @@ fn snapshot(
             through_pgbouncer,
             max_size,
             alert_percent,
+            not_judged: sources.not_judged.clone(),
         },
         server: status.server,
         alert,

@@ -223,6 +223,18 @@ pub fn console(conn: &ConnInfo) -> Result<Client> {
     connect(conn)
 }
 
+/// The console's version ("PgBouncer 1.18.0") when `conn` is pgbouncer's
+/// admin console; None when it answers as a database (PostgreSQL refuses
+/// SHOW VERSION).
+pub fn console_version(conn: &ConnInfo) -> Result<Option<String>> {
+    let mut client = connect(conn)?;
+    let Ok(rows) = show(&mut client, "VERSION") else {
+        return Ok(None);
+    };
+    let version = rows.first().map(|r| text(r, "version")).unwrap_or_default();
+    Ok(version.starts_with("PgBouncer").then_some(version))
+}
+
 /// Err with what to do instead when `conn` is pgbouncer's admin console: a
 /// command that reads a real database through it would otherwise die on the
 /// console's "invalid command" at its first extended-protocol query.
@@ -230,19 +242,11 @@ pub fn refuse_admin_console(conn: &ConnInfo, flag_hint: &str) -> Result<()> {
     if conn.dbname.as_deref() != Some(ADMIN_DATABASE) {
         return Ok(());
     }
-    let mut client = connect(conn)?;
-    // PostgreSQL itself refuses SHOW VERSION: then `pgbouncer` is a real database.
-    let Ok(version) = show(&mut client, "VERSION") else {
+    let Some(version) = console_version(conn)? else {
         return Ok(());
     };
-    let version = version
-        .first()
-        .map(|r| text(r, "version"))
-        .unwrap_or_default();
-    if !version.starts_with("PgBouncer") {
-        return Ok(());
-    }
-    let databases: Vec<String> = show(&mut client, "DATABASES")?
+    // SHOW DATABASES, not POOLS: a pool exists only once a client has used it.
+    let databases: Vec<String> = show(&mut console(conn)?, "DATABASES")?
         .iter()
         .map(|r| text(r, "name"))
         .filter(|name| name != ADMIN_DATABASE)

@@ -33,6 +33,9 @@ pub struct StatusOptions {
     /// SERVERS remote_pid): shown apart by state, never as an application's,
     /// since they carry whatever application_name their last client set.
     pub pooler_pids: Vec<i32>,
+    /// Other backends of the caller's own to leave out, such as those a
+    /// pooling check just closed, which may not have exited yet.
+    pub left_out_pids: Vec<i32>,
 }
 
 impl Default for StatusOptions {
@@ -48,6 +51,7 @@ impl StatusOptions {
             session_age: config.verify.session_age,
             exclude_own_connection: false,
             pooler_pids: Vec::new(),
+            left_out_pids: Vec::new(),
         }
     }
 }

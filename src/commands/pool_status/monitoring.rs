@@ -73,14 +73,16 @@ pub fn prometheus(r: &PoolStatusReport, w: &mut dyn Write) -> Result<()> {
     for (name, help, value) in counters {
         e.family(name, Kind::Counter, help, one(value));
     }
+    // Absent when not judged: behind a transaction pooler the ratio would be its servers'.
+    let usage = [base.clone(), vec![("application", r.app.name.clone())]].concat();
     e.family(
         "o2o_db_app_usage_ratio",
         Kind::Gauge,
         "The application's connections over its pool's max_size (0-1); the alert is at alert_ratio.",
-        vec![(
-            [base.clone(), vec![("application", r.app.name.clone())]].concat(),
-            r.app.usage_percent / 100.0,
-        )],
+        match r.app.not_judged {
+            Some(_) => Vec::new(),
+            None => vec![(usage, r.app.usage_percent / 100.0)],
+        },
     );
     e.family(
         "o2o_db_app_alert_ratio",
@@ -284,18 +286,26 @@ pub fn nagios(r: &PoolStatusReport) -> NagiosCheck {
     let bouncer_alert = r.pgbouncer.as_ref().is_some_and(|b| b.alert);
     let state = if r.alert || bouncer_alert {
         NagiosState::Critical
+    } else if r.app.not_judged.is_some() {
+        NagiosState::Unknown
     } else if !r.server.idle_in_transaction.is_empty() {
         NagiosState::Warning
     } else {
         NagiosState::Ok
     };
     let warn = r.app.alert_percent;
+    let usage = match &r.app.not_judged {
+        Some(_) => format!(
+            "{}'s usage not judged (a transaction pooler's backends; pass --pgbouncer)",
+            r.app.name
+        ),
+        None => format!(
+            "{} at {:.1}% of its pool ({} of {} connections), alert at {warn}%",
+            r.app.name, r.app.usage_percent, r.app.connections, r.app.max_size
+        ),
+    };
     let mut summary = format!(
-        "{} at {:.1}% of its pool ({} of {} connections), alert at {warn}%; {} idle in transaction",
-        r.app.name,
-        r.app.usage_percent,
-        r.app.connections,
-        r.app.max_size,
+        "{usage}; {} idle in transaction",
         r.server.idle_in_transaction.len()
     );
     let mut perfdata = vec![

@@ -395,7 +395,13 @@ fn app(r: &PoolStatusReport, w: &mut dyn Write) -> Result<()> {
         a.max_size,
         a.alert_percent
     );
-    if r.alert {
+    if let Some(reason) = &a.not_judged {
+        writeln!(
+            w,
+            "NOT JUDGED: {}'s usage cannot be read from the server: {reason}",
+            application(&a.name)
+        )?;
+    } else if r.alert {
         writeln!(
             w,
             "ALERT: {line}: look for leaks above, or raise [pool] max_overflow"

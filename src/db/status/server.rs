@@ -101,7 +101,10 @@ pub(super) fn read_server(
     let restricted_role: Option<String> = row.get(6);
 
     let counted = via == "pool" && !options.exclude_own_connection;
-    let excluded: Vec<i32> = if counted { Vec::new() } else { vec![own_pid] };
+    let mut excluded: Vec<i32> = options.left_out_pids.clone();
+    if !counted {
+        excluded.push(own_pid);
+    }
     let shown_idle: i32 = if counted { own_pid } else { 0 };
 
     let row = tx

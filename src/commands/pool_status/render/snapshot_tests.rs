@@ -64,6 +64,7 @@ fn tour() -> PoolStatusReport {
             max_size: 60,
             usage_percent: 0.0,
             alert_percent: 80.0,
+            not_judged: None,
         },
         alert: false,
         load: None,
@@ -214,6 +215,29 @@ fn clients_queued_in_pgbouncer_alert_and_its_servers_are_its_own() {
     assert!(!r.alert, "27 of 60 is not the usage alert");
     assert_eq!(r.outcome(), Outcome::Findings);
     assert_formats!("pgbouncer-waiting", r);
+}
+
+#[test]
+fn through_a_transaction_pooler_without_its_console_the_usage_is_not_judged() {
+    let mut r = tour();
+    r.server.backends = 20;
+    r.server.by_application = vec![group("dashboard-api", "idle", 20, 3.0)];
+    r.app = AppUsage {
+        name: "dashboard-api".into(),
+        connections: 20,
+        direct: 20,
+        usage_percent: 33.3,
+        not_judged: Some(
+            "10.0.3.2:6432/o2o_dashboard pools server connections per transaction, so the server's backends are the pooler's, whatever application_name they carry; its admin console at 10.0.3.2:6432/pgbouncer could not be read (cannot connect to 10.0.3.2:6432/pgbouncer: FATAL: not allowed): pass --pgbouncer URL as an admin_users or stats_users role".into(),
+        ),
+        ..r.app
+    };
+    assert_eq!(r.outcome(), Outcome::Clean);
+    assert_eq!(
+        r.nagios().unwrap().state,
+        crate::report::nagios::NagiosState::Unknown
+    );
+    assert_formats!("not-judged", r);
 }
 
 #[test]
