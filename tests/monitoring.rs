@@ -230,7 +230,7 @@ fn the_sample_alerting_rules_are_valid() {
         .expect("promtool");
     let text = format!("{}{}", support::stdout(&out), support::stderr(&out));
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("SUCCESS: 5 rules found"), "{text}");
+    assert!(text.contains("SUCCESS: 6 rules found"), "{text}");
 }
 
 #[test]

@@ -7,8 +7,13 @@
 //! exhaustion ("QueuePool limit exceeded") and session leaks; the leaks
 //! themselves (sessions idle in transaction) are listed by pid.
 //!
-//! The figures come from the library (crate::db::status); load.rs is
-//! --load, watch.rs --watch, render.rs the table.
+//! Behind pgbouncer the server's backends are pgbouncer's server connections,
+//! named after whichever client used them last: its admin console says which
+//! they are, and the application's connections are its clients there.
+//!
+//! The figures come from the library (crate::db::status, crate::db::pgbouncer);
+//! bouncer.rs judges pgbouncer's pools, load.rs is --load, watch.rs --watch,
+//! render.rs the table.
 
 mod bouncer;
 mod load;
