@@ -7,7 +7,7 @@
 use super::connect::connect;
 use super::error::PgContext;
 use crate::conninfo::ConnInfo;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use postgres::{Client, SimpleQueryMessage, SimpleQueryRow};
 use serde::Serialize;
 
@@ -39,14 +39,9 @@ pub struct BouncerPool {
 }
 
 impl BouncerPool {
-    /// Its server connections open now.
-    pub fn servers(&self) -> i64 {
-        self.servers_active + self.servers_idle + self.servers_used
-    }
-
-    /// Clients queue because every server connection it may open is busy.
-    pub fn is_exhausted(&self) -> bool {
-        self.clients_waiting > 0 && self.servers_active >= self.pool_size
+    /// Every server connection it may open is busy: more clients queue.
+    pub fn is_full(&self) -> bool {
+        self.servers_active >= self.pool_size
     }
 }
 
@@ -242,7 +237,12 @@ pub fn refuse_admin_console(conn: &ConnInfo, flag_hint: &str) -> Result<()> {
     if conn.dbname.as_deref() != Some(ADMIN_DATABASE) {
         return Ok(());
     }
-    let Some(version) = console_version(conn)? else {
+    let hint = format!(
+        "dbname {ADMIN_DATABASE} is the name of pgbouncer's admin console, which is no database \
+         to read: point --database-url at the application's database and pass the console as \
+         {flag_hint} URL"
+    );
+    let Some(version) = console_version(conn).context(hint)? else {
         return Ok(());
     };
     // SHOW DATABASES, not POOLS: a pool exists only once a client has used it.

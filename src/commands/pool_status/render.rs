@@ -97,7 +97,7 @@ fn bouncer(b: &BouncerSection, w: &mut dyn Write) -> Result<()> {
     }
     let alert_at = ms(b.avg_wait_alert_seconds * 1000.0);
     for p in st.pools.iter().filter(|p| b.pool_alerts(p)) {
-        let limit = if p.servers_active >= p.pool_size {
+        let limit = if p.is_full() {
             format!(
                 "all {} of its pool_size server connections are busy: raise pgbouncer's default_pool_size \
                  (or this database's pool_size) within the server's max_connections, or find what holds them",
