@@ -447,7 +447,13 @@ pub fn latency_row(sandbox: &Sandbox, db: &str, via: &Via, probe: &Probe, opts: 
 }
 
 /// 20 clients: o2o-db's throughput against pgbench -c 20 -j 2's.
-pub fn throughput_row(sandbox: &Sandbox, db: &str, via: &Via, probe: &Probe, opts: &Options) -> Row {
+pub fn throughput_row(
+    sandbox: &Sandbox,
+    db: &str,
+    via: &Via,
+    probe: &Probe,
+    opts: &Options,
+) -> Row {
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     for _ in 0..opts.reps {
@@ -461,7 +467,10 @@ pub fn throughput_row(sandbox: &Sandbox, db: &str, via: &Via, probe: &Probe, opt
     }
     let (o, p) = (median_f(&ours), median_f(&theirs));
     Row {
-        what: format!("benchmark {}{} throughput, 20 clients (qps)", probe.name, via.label),
+        what: format!(
+            "benchmark {}{} throughput, 20 clients (qps)",
+            probe.name, via.label
+        ),
         o2o: format!("{o:.0}"),
         peer: format!("{p:.0} (pgbench -M {} -c 20 -j 2)", via.mode),
         ratio: o / p,

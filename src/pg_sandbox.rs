@@ -8,14 +8,17 @@
 //! process dies without running Drop (a killed test binary, a static sandbox).
 //!
 //! This file holds the server's lifecycle and addresses; pg_sandbox/ finds the
-//! binaries (bindir), creates the cluster (init) and runs the watchdog.
+//! binaries (bindir), creates the cluster (init), runs the watchdog, makes
+//! streaming replicas (replica) and puts a pgbouncer in front (pgbouncer).
 
 mod bindir;
 mod init;
+mod pgbouncer;
 mod replica;
 mod watchdog;
 
 pub use bindir::{find_bindir, find_bindir_in};
+pub use pgbouncer::Bouncer;
 
 use crate::conninfo::ConnInfo;
 use anyhow::{bail, Context, Result};

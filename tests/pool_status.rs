@@ -1,9 +1,11 @@
 // pool-status against real PostgreSQL: the figures match what a test holds
 // open, a leaked transaction is listed, the usage alert drives the exit code,
 // --load queues or counts timeouts as the pool settings say, and --watch
-// streams JSON lines until Ctrl-C.
+// streams JSON lines until Ctrl-C. Through a real pgbouncer: clients queued
+// in it alert, its server connections are its pool and not the application's,
+// its admin console is not a --database-url, and --load names its pool size.
 
-use crate::support::{self, TestDb};
+use crate::support::{self, pgbouncer::Bouncer, TestDb};
 use o2o_db::commands::pool_status::{self as ps, PoolStatus, PoolStatusArgs, StatusOptions};
 use o2o_db::config::HumanDuration;
 use o2o_db::db::{self, Pool, Warm};
@@ -116,6 +118,8 @@ fn a_session_left_idle_in_transaction_is_listed() {
     let options = StatusOptions {
         session_age: Duration::from_millis(100),
         exclude_own_connection: false,
+        pooler_pids: Vec::new(),
+        left_out_pids: Vec::new(),
     };
     let status = ps::pool_status_with(&pool, &options).unwrap();
     let leaks = &status.server.idle_in_transaction;
@@ -361,4 +365,306 @@ fn watch_streams_json_lines_until_ctrl_c() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(130));
+}
+
+/// A client through pgbouncer (or anywhere `url` points) as `application`.
+fn connect_url_as(url: &str, application: &str) -> postgres::Client {
+    let mut conn = o2o_db::conninfo::ConnInfo::parse(url).unwrap();
+    conn.application_name = Some(application.into());
+    db::connect(&conn).unwrap()
+}
+
+fn json_of(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", support::stdout(out), support::stderr(out)))
+}
+
+/// SHOW STATS avg_wait_time of `database`, in microseconds, straight from the console.
+fn bouncer_avg_wait_us(admin: &str, database: &str) -> i64 {
+    let mut console = connect_url_as(admin, "test");
+    for message in console.simple_query("SHOW STATS").unwrap() {
+        if let postgres::SimpleQueryMessage::Row(row) = message {
+            if row.get("database") == Some(database) {
+                return row.get("avg_wait_time").unwrap().parse().unwrap();
+            }
+        }
+    }
+    0
+}
+
+/// One server connection held in a transaction, a second client queued
+/// behind it: pool-status alerts with its wait; once it is served, the
+/// average wait of the last stats period still alerts.
+#[test]
+fn clients_waiting_in_pgbouncer_alert_with_their_wait_and_the_average() {
+    let db = TestDb::empty("ps_bouncer_wait");
+    let bouncer = Bouncer::start_with(&db.name, "transaction", 1, &[("stats_period", "3")]);
+    let admin = bouncer.url("pgbouncer");
+    let mut holder = connect_url_as(&bouncer.url(&db.name), "dashboard");
+    holder.batch_execute("BEGIN; SELECT 1").unwrap();
+    let mut waiter = connect_url_as(&bouncer.url(&db.name), "dashboard");
+    let queued = std::thread::spawn(move || waiter.batch_execute("SELECT 1").map(|_| ()));
+    std::thread::sleep(Duration::from_millis(1200));
+    let pool_status = |format: &str| {
+        db.cmd()
+            .args(["--format", format, "pool-status", "--app", "dashboard"])
+            .args(["--pgbouncer", &admin])
+            .output()
+            .unwrap()
+    };
+
+    let out = pool_status("json");
+    assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+    let v = json_of(&out);
+    let b = &v["pgbouncer"];
+    assert_eq!(b["alert"], true, "{b}");
+    // The application's usage is fine: 2 clients of 60.
+    assert_eq!(v["alert"], false, "{v}");
+    assert_eq!(v["app"]["through_pgbouncer"], 2, "{v}");
+    let pool = &b["pools"][0];
+    assert_eq!(pool["database"], db.name.as_str());
+    assert_eq!(pool["clients_waiting"], 1, "{pool}");
+    assert_eq!(pool["servers_active"], 1, "{pool}");
+    assert_eq!(pool["pool_size"], 1, "{pool}");
+    assert_eq!(b["settings"]["default_pool_size"], 1, "{b}");
+    let waited = pool["max_wait_seconds"].as_f64().unwrap();
+    assert!(
+        (1.0..60.0).contains(&waited),
+        "it waited about 1.2 s: {waited}"
+    );
+    let table = support::stdout(&pool_status("table"));
+    assert!(
+        table.contains(&format!(
+            "ALERT: pgbouncer pool {}/postgres: 1 client waiting for a server connection (the longest 1.",
+            db.name
+        )) && table.contains("all 1 of its pool_size server connections are busy: raise pgbouncer's default_pool_size"),
+        "{table}"
+    );
+
+    holder.batch_execute("COMMIT").unwrap();
+    queued.join().unwrap().unwrap();
+    // Nobody waits now; the stats period that saw the wait ends within 3 s.
+    let until = Instant::now() + Duration::from_secs(10);
+    while bouncer_avg_wait_us(&admin, &db.name) == 0 {
+        assert!(Instant::now() < until, "SHOW STATS never showed the wait");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = pool_status("json");
+    assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+    let b = &json_of(&out)["pgbouncer"];
+    assert_eq!(b["pools"][0]["clients_waiting"], 0, "{b}");
+    let avg = b["stats"][0]["avg_wait_seconds"].as_f64().unwrap();
+    assert!(
+        avg > 0.05,
+        "the 1.2 s wait over the period's transactions: {avg}"
+    );
+    assert_eq!(b["alert"], true, "{b}");
+}
+
+/// default_pool_size 50 with 50 server connections open and idle, behind an
+/// application whose pool is 60 (alert at 80%: 48): they are pgbouncer's
+/// pool, and the application's usage is its 10 clients in pgbouncer.
+#[test]
+fn pgbouncers_idle_server_connections_are_its_pool_not_the_applications_usage() {
+    let db = TestDb::empty("ps_bouncer_idle");
+    let bouncer = Bouncer::start(&db.name, "transaction", 50);
+    // The clients waited while pgbouncer opened its 50 servers: SHOW STATS'
+    // average wait, a pgbouncer alert of its own, is not what this is about.
+    let (_dir, config) = config_file("[alert]\npgbouncer_avg_wait = \"1h\"\n");
+    let url = bouncer.url(&db.name);
+    let clients: Vec<_> = (0..50)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut c = connect_url_as(&url, "dashboard");
+                c.batch_execute("SELECT pg_sleep(1.5)").unwrap();
+                c
+            })
+        })
+        .collect();
+    let mut clients: Vec<_> = clients.into_iter().map(|t| t.join().unwrap()).collect();
+    clients.truncate(10);
+    std::thread::sleep(Duration::from_millis(200));
+    let admin = bouncer.url("pgbouncer");
+    let pool_status = |format: &str| {
+        db.cmd()
+            .arg("--config")
+            .arg(&config)
+            .args(["--format", format, "pool-status", "--app", "dashboard"])
+            .args(["--pgbouncer", &admin])
+            .output()
+            .unwrap()
+    };
+
+    let out = pool_status("json");
+    assert_eq!(out.status.code(), Some(0), "{}", support::stdout(&out));
+    let v = json_of(&out);
+    assert_eq!(v["alert"], false, "{v}");
+    assert_eq!(v["app"]["connections"], 10, "{v}");
+    assert_eq!(v["app"]["through_pgbouncer"], 10, "{v}");
+    assert_eq!(v["app"]["direct"], 0, "{v}");
+    assert_eq!(v["app"]["max_size"], 60, "{v}");
+    // Idle, and named after their last client: still not the application's.
+    let by_app = v["server"]["by_application"].as_array().unwrap();
+    assert!(
+        by_app.iter().all(|g| g["application"] != "dashboard"),
+        "{by_app:?}"
+    );
+    let pooler = v["server"]["pooler_servers"].as_array().unwrap();
+    assert_eq!(pooler.len(), 1, "{pooler:?}");
+    assert_eq!(pooler[0]["state"], "idle");
+    assert_eq!(pooler[0]["connections"], 50, "{pooler:?}");
+    assert_eq!(v["pgbouncer"]["pools"][0]["servers_idle"], 50);
+    assert_eq!(v["pgbouncer"]["alert"], false);
+    let table = support::stdout(&pool_status("table"));
+    assert!(
+        table.contains(&format!(
+            "pgbouncer's server connections in {}: 50 idle",
+            db.name
+        )) && table.lines().last().unwrap().starts_with(
+            "OK: dashboard holds 10 connections (10 clients in pgbouncer, 0 direct) = 16.7% of its pool's max_size 60"
+        ),
+        "{table}"
+    );
+
+    // Without --pgbouncer, through it: the URL pools per transaction, so its
+    // console (same host, port and role) is read and the figures are the same.
+    let out = support::run(
+        support::bare_cmd()
+            .arg("--config")
+            .arg(&config)
+            .args(["--database-url", &url, "--format", "json"])
+            .args(["pool-status", "--app", "dashboard"]),
+        0,
+    );
+    let v = json_of(&out);
+    assert_eq!(v["app"]["connections"], 10, "{v}");
+    assert_eq!(v["app"]["through_pgbouncer"], 10, "{v}");
+    // The 50th server carries o2o-db's own query, left out as always.
+    assert_eq!(v["server"]["pooler_servers"][0]["connections"], 49, "{v}");
+    drop(clients);
+}
+
+/// Through transaction pooling whose console this role may not read, the
+/// backends cannot be told apart: the usage is not judged (no false alert),
+/// and the report says to pass --pgbouncer.
+#[test]
+fn through_transaction_pooling_without_its_console_the_usage_is_not_judged() {
+    let db = TestDb::empty("ps_bouncer_no_console");
+    let bouncer = Bouncer::start_with(&db.name, "transaction", 4, &[("admin_users", "nobody")]);
+    let url = bouncer.url(&db.name);
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                connect_url_as(&url, "dashboard")
+                    .batch_execute("SELECT pg_sleep(0.5)")
+                    .unwrap()
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    // 4 idle servers named dashboard, against a pool of 5 alerting at 60%.
+    let (_dir, config) =
+        config_file("[pool]\nsize = 2\nmax_overflow = 3\n\n[alert]\npool_usage_percent = 60\n");
+    let pool_status = |format: &str| {
+        support::bare_cmd()
+            .arg("--config")
+            .arg(&config)
+            .args(["--database-url", &url, "--format", format])
+            .args(["pool-status", "--app", "dashboard"])
+            .output()
+            .unwrap()
+    };
+    let out = pool_status("json");
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let v = json_of(&out);
+    assert_eq!(v["alert"], false, "{v}");
+    assert!(v["pgbouncer"].is_null(), "{v}");
+    let why = v["app"]["not_judged"].as_str().unwrap();
+    assert!(
+        why.contains("pools server connections per transaction")
+            && why.contains("not allowed")
+            && why.contains("pass --pgbouncer URL"),
+        "{why}"
+    );
+    let out = pool_status("nagios");
+    assert_eq!(out.status.code(), Some(3), "{}", support::stdout(&out));
+    assert!(
+        support::stdout(&out)
+            .starts_with("O2O_DB POOL_STATUS UNKNOWN - dashboard's usage not judged"),
+        "{}",
+        support::stdout(&out)
+    );
+}
+
+/// pool-status pointed at the admin console itself says what to do instead,
+/// never the console's "invalid command".
+#[test]
+fn the_admin_console_as_database_url_is_refused_with_what_to_do() {
+    let db = TestDb::empty("ps_bouncer_console");
+    let bouncer = Bouncer::start(&db.name, "transaction", 2);
+    let admin = bouncer.url("pgbouncer");
+    for format in ["table", "json"] {
+        let out = support::run(
+            support::bare_cmd().args(["--database-url", &admin, "--format", format, "pool-status"]),
+            2,
+        );
+        let err = support::stderr(&out);
+        assert!(
+            err.contains("is pgbouncer's admin console (PgBouncer ")
+                && err.contains(&format!("(it pools {})", db.name))
+                && err.contains("pass the console as --pgbouncer postgres://postgres@127.0.0.1:")
+                && !err.contains("invalid command"),
+            "{err}"
+        );
+    }
+}
+
+/// --load through a pgbouncer pool of 2: the sessions queue in pgbouncer, and
+/// the advice is its default_pool_size, not [pool] max_overflow.
+#[test]
+fn load_through_pgbouncer_names_default_pool_size_when_it_is_the_limit() {
+    let db = TestDb::empty("ps_bouncer_load");
+    let bouncer = Bouncer::start(&db.name, "transaction", 2);
+    let admin = bouncer.url("pgbouncer");
+    // The load's queueing shows in SHOW STATS' average wait too, which alerts
+    // once its stats period ends; the advice is what this is about.
+    let (_dir, config) = config_file("[alert]\npgbouncer_avg_wait = \"1h\"\n");
+    let out = support::run(
+        support::bare_cmd()
+            .arg("--config")
+            .arg(&config)
+            .args(["--database-url", &bouncer.url(&db.name), "--format", "json"])
+            .args(["pool-status", "--pgbouncer", &admin])
+            .args(["--load", "8", "--duration", "2s", "--hold", "100ms"]),
+        0,
+    );
+    let load = &json_of(&out)["load"];
+    // Held with the unnamed statement: nothing fails on another client's server.
+    assert_eq!(load["query_errors"], 0, "{load}");
+    assert!(load["completed"].as_u64().unwrap() > 0, "{load}");
+    let b = &load["pgbouncer"];
+    assert_eq!(b["pool_size"], 2, "{b}");
+    assert_eq!(b["peak_servers_active"], 2, "{b}");
+    assert!(b["peak_clients_waiting"].as_i64().unwrap() > 0, "{b}");
+
+    let out = support::run(
+        support::bare_cmd()
+            .arg("--config")
+            .arg(&config)
+            .args(["--database-url", &bouncer.url(&db.name)])
+            .args(["pool-status", "--pgbouncer", &admin])
+            .args(["--load", "8", "--duration", "1s", "--hold", "100ms"]),
+        0,
+    );
+    let table = support::stdout(&out);
+    assert!(
+        table.contains("the limit was pgbouncer's")
+            && table.contains("default_pool_size")
+            && !table.contains("raise [pool] max_overflow"),
+        "{table}"
+    );
 }

@@ -20,8 +20,8 @@ pub fn versus_peers(sandbox: &Sandbox, opts: &Options, table: &mut Rows) {
         .filter(|q| QUERIES.contains(&q.name.as_str()))
         .collect();
 
-    let bouncer = Bouncer::start(sandbox, &db, "transaction", 20)
-        .unwrap_or_else(|e| fail(&format!("{e:#}")));
+    let bouncer =
+        Bouncer::start(sandbox, &db, "transaction", 20).unwrap_or_else(|e| fail(&format!("{e:#}")));
     let through = Via {
         url: bouncer.url(&db),
         port: Some(bouncer.port()),
@@ -61,7 +61,10 @@ pub fn versus_peers(sandbox: &Sandbox, opts: &Options, table: &mut Rows) {
         let (replica_ms, primary_ms) = (mean(&on_replica), mean(&on_primary));
         let ratio = replica_ms / primary_ms;
         table.push(Row {
-            what: format!("benchmark {} mean on the replica vs the primary (ms)", q.name),
+            what: format!(
+                "benchmark {} mean on the replica vs the primary (ms)",
+                q.name
+            ),
             o2o: format!("{replica_ms:.3}"),
             peer: format!("{primary_ms:.3} (the same run on the primary)"),
             ratio,

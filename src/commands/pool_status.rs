@@ -7,9 +7,15 @@
 //! exhaustion ("QueuePool limit exceeded") and session leaks; the leaks
 //! themselves (sessions idle in transaction) are listed by pid.
 //!
-//! The figures come from the library (crate::db::status); load.rs is
-//! --load, watch.rs --watch, render.rs the table.
+//! Behind pgbouncer the server's backends are pgbouncer's server connections,
+//! named after whichever client used them last: its admin console says which
+//! they are, and the application's connections are its clients there.
+//!
+//! The figures come from the library (crate::db::status, crate::db::pgbouncer);
+//! bouncer.rs judges pgbouncer's pools, load.rs is --load, watch.rs --watch,
+//! render.rs the table.
 
+mod bouncer;
 mod load;
 mod monitoring;
 mod render;
@@ -17,15 +23,17 @@ mod watch;
 
 pub use crate::db::status::{
     percent, pool_status, pool_status_with, server_figures, ApplicationGroup, IdleSession,
-    OwnBackend, PoolFigures, PoolStatus, ServerFigures, StatusOptions,
+    OwnBackend, PoolFigures, PoolStatus, PoolerGroup, ServerFigures, StatusOptions,
 };
-pub use load::{LoadPlan, LoadReport};
+pub use bouncer::BouncerSection;
+pub use load::{BouncerUnderLoad, LoadPlan, LoadReport};
 
 use crate::config::{Config, HumanDuration};
-use crate::db::{Pool, Warm};
+use crate::conninfo::ConnInfo;
+use crate::db::{pgbouncer, Pool, Pooling, Warm};
 use crate::report::{self, Format, Outcome, Report};
 use crate::stop::Stop;
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use serde::Serialize;
 use std::io::Write;
 use std::time::Duration;
@@ -37,8 +45,14 @@ pub struct PoolStatusArgs {
     #[arg(long, value_name = "NAME")]
     pub app: Option<String>,
 
-    /// Also read this pgbouncer's admin console (SHOW POOLS): clients waiting
-    /// for a server connection and the longest wait, per pool
+    /// Also read this pgbouncer's admin console (SHOW POOLS, STATS, CLIENTS,
+    /// SERVERS, CONFIG): clients waiting for a server connection, the longest
+    /// and the recent average wait, per pool against its pool_size; alert
+    /// (exit 1) when clients wait. Its server connections are then shown as
+    /// pgbouncer's pool, and the application's connections through it are its
+    /// clients there. Without it, a --database-url that pools per transaction
+    /// has its console read at the same host, port and role (dbname
+    /// pgbouncer); when that is refused, the usage is not judged
     ///
     /// Example: --pgbouncer postgres://pgbouncer@127.0.0.1:6432/pgbouncer
     #[arg(long, value_name = "URL")]
@@ -90,8 +104,16 @@ fn parse_percent(s: &str) -> Result<f64, String> {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AppUsage {
     pub name: String,
-    /// Its connections in the database, any state (o2o-db's own left out).
+    /// Its connections, any state (o2o-db's own left out): `direct` plus
+    /// `through_pgbouncer`.
     pub connections: i64,
+    /// Its backends in the database, pgbouncer's server connections left out.
+    pub direct: i64,
+    /// With pgbouncer's console: its client connections to pgbouncer for
+    /// this database (SHOW CLIENTS), each one of its pool's connections.
+    pub through_pgbouncer: Option<i64>,
+    /// Why the usage is not judged, and no alert raised (null when it is).
+    pub not_judged: Option<String>,
     /// The configured max_size they count against.
     pub max_size: u32,
     pub usage_percent: f64,
@@ -114,8 +136,9 @@ pub struct PoolStatusReport {
     /// The application's usage is above alert_percent.
     pub alert: bool,
     pub load: Option<LoadReport>,
-    /// With --pgbouncer: its pools (null without).
-    pub pgbouncer: Option<Vec<crate::db::pgbouncer::BouncerPool>>,
+    /// With pgbouncer's console (--pgbouncer, or found behind a transaction-pooled
+    /// --database-url): its figures and alert (null without).
+    pub pgbouncer: Option<BouncerSection>,
 }
 
 impl Report for PoolStatusReport {
@@ -144,7 +167,8 @@ impl Report for PoolStatusReport {
             Some(l) => Outcome::from_findings(l.failed()),
             None => Outcome::Clean,
         };
-        Outcome::from_findings(self.alert).and(load)
+        let bouncer = self.pgbouncer.as_ref().is_some_and(|b| b.alert);
+        Outcome::from_findings(self.alert || bouncer).and(load)
     }
 }
 
@@ -173,6 +197,8 @@ pub fn run_cli(
 }
 
 fn run_until(config: &Config, args: &PoolStatusArgs, stop: &Stop) -> Result<PoolStatusReport> {
+    let sources = Sources::find(config, args)?;
+    let console = sources.console.as_ref();
     // Opened first: an unreachable server fails before a 10 s load, not after.
     let probe = open_probe_pool(config)?;
     let loaded = match args.load {
@@ -189,9 +215,20 @@ fn run_until(config: &Config, args: &PoolStatusArgs, stop: &Stop) -> Result<Pool
                 config.pool.max_size(),
                 humantime::format_duration(plan.duration)
             ));
-            let (load, figures) = load::run(config, &plan, stop)?;
-            // The load's pool is closed; let its backends leave before the snapshot.
-            let left = load::wait_until_gone(&probe, &load.application, Duration::from_secs(5))?;
+            let (load, figures) = load::run(config, &plan, console, stop)?;
+            // The load's pool is closed; let its backends leave before the
+            // snapshot. pgbouncer keeps its server connections, whatever
+            // application_name their last client (the load) gave them.
+            let pooler_pids = match console {
+                Some(c) => pgbouncer::status(c)?.server_pids,
+                None => Vec::new(),
+            };
+            let left = load::wait_until_gone(
+                &probe,
+                &load.application,
+                &pooler_pids,
+                Duration::from_secs(5),
+            )?;
             if left > 0 {
                 report::notice(&format!(
                     "o2o-db: {left} connections of the load are still closing; they show as `{}`",
@@ -201,13 +238,86 @@ fn run_until(config: &Config, args: &PoolStatusArgs, stop: &Stop) -> Result<Pool
             Some((load, figures))
         }
     };
-    snapshot(config, args, &probe, loaded)
+    snapshot(config, args, &probe, &sources, loaded)
+}
+
+/// Where pool-status reads pgbouncer from, found once per run.
+struct Sources {
+    /// The admin console: --pgbouncer, or the one behind a --database-url
+    /// that pools per transaction (same host, port and role, dbname pgbouncer).
+    console: Option<ConnInfo>,
+    /// The pooling check's backends on a server of their own: they may not
+    /// have exited yet, and are o2o-db's.
+    left_out_pids: Vec<i32>,
+    /// Why the application's usage cannot be judged from the server: its
+    /// connections go through a transaction pooler whose console is unreadable.
+    not_judged: Option<String>,
+}
+
+impl Sources {
+    fn find(config: &Config, args: &PoolStatusArgs) -> Result<Sources> {
+        // Before the extended protocol meets the console and says only "invalid command".
+        pgbouncer::refuse_admin_console(&config.conn, "--pgbouncer")?;
+        if let Some(url) = &args.pgbouncer {
+            let console = ConnInfo::parse(url).map_err(|e| anyhow!("--pgbouncer: {e:#}"))?;
+            return Ok(Sources {
+                console: Some(console),
+                left_out_pids: Vec::new(),
+                not_judged: None,
+            });
+        }
+        // Behind a transaction pooler every backend is one of its server
+        // connections, named after whichever client used it last.
+        let mut check = config.conn.clone();
+        check.application_name = Some(probe_application_name(config));
+        let (pooling, seen) = config.pooling.resolve_seen(&check)?;
+        if pooling != Pooling::Transaction {
+            return Ok(Sources {
+                console: None,
+                left_out_pids: seen,
+                not_judged: None,
+            });
+        }
+        let mut console = check;
+        console.dbname = Some(pgbouncer::ADMIN_DATABASE.to_string());
+        let not_judged = match pgbouncer::console_version(&console) {
+            Ok(Some(_)) => {
+                return Ok(Sources {
+                    console: Some(console),
+                    left_out_pids: Vec::new(),
+                    not_judged: None,
+                })
+            }
+            Ok(None) => "it is not pgbouncer's".to_string(),
+            Err(e) => format!("{:#}", e),
+        };
+        Ok(Sources {
+            console: None,
+            left_out_pids: Vec::new(),
+            not_judged: Some(format!(
+                "{} pools server connections per transaction, so the server's backends are the \
+                 pooler's, whatever application_name they carry; its admin console at {} could \
+                 not be read ({not_judged}): pass --pgbouncer URL as an admin_users or stats_users role",
+                config.conn.target(),
+                console.target()
+            )),
+        })
+    }
 }
 
 /// The pool o2o-db itself uses to read the server: built from [pool], opened
 /// lazily (one connection), so the pool section shows what the config builds.
+/// Its connection carries a name of its own: through pgbouncer it is a client
+/// there, and must not count as one of the application's.
 fn open_probe_pool(config: &Config) -> Result<Pool> {
-    Pool::open(config, Warm::Lazy)
+    let mut own = config.clone();
+    own.conn.application_name = Some(probe_application_name(config));
+    Pool::open(&own, Warm::Lazy)
+}
+
+/// The configured application_name, marked as pool-status's (63 bytes at most, as the server keeps).
+fn probe_application_name(config: &Config) -> String {
+    load::marked_application_name(config, "o2o-db pool-status")
 }
 
 /// One report read through `probe`; with a load, the pool figures are the load pool's.
@@ -215,22 +325,25 @@ fn snapshot(
     config: &Config,
     args: &PoolStatusArgs,
     probe: &Pool,
+    sources: &Sources,
     loaded: Option<(LoadReport, PoolFigures)>,
 ) -> Result<PoolStatusReport> {
+    // Read first: its SHOW SERVERS says which backends are pgbouncer's.
+    let bouncer = sources
+        .console
+        .as_ref()
+        .map(pgbouncer::status)
+        .transpose()?;
     let options = StatusOptions {
         session_age: args.session_age.map_or(config.verify.session_age, |d| d.0),
         // The o2o-db process's own connection is not the application's.
         exclude_own_connection: true,
+        pooler_pids: bouncer
+            .as_ref()
+            .map_or_else(Vec::new, |b| b.server_pids.clone()),
+        left_out_pids: sources.left_out_pids.clone(),
     };
     let status = pool_status_with(probe, &options)?;
-    let pgbouncer = match &args.pgbouncer {
-        Some(url) => {
-            let conn = crate::conninfo::ConnInfo::parse(url)
-                .map_err(|e| anyhow::anyhow!("--pgbouncer: {e:#}"))?;
-            Some(crate::db::pgbouncer::pools(&conn)?)
-        }
-        None => None,
-    };
     let (load, pool) = match loaded {
         Some((load, figures)) => (Some(load), figures),
         None => (None, status.pool),
@@ -243,9 +356,14 @@ fn snapshot(
     let alert_percent = args
         .alert_percent
         .unwrap_or(config.alert.pool_usage_percent);
-    let connections = status.server.connections_of(&name);
+    let direct = status.server.connections_of(&name);
+    let through_pgbouncer = bouncer
+        .as_ref()
+        .map(|b| b.clients_of(&name, &status.server.database));
+    let connections = direct + through_pgbouncer.unwrap_or(0);
     // Compared exactly, not on the rounded percentage.
-    let alert = connections as f64 * 100.0 > alert_percent * max_size as f64;
+    let alert = sources.not_judged.is_none()
+        && connections as f64 * 100.0 > alert_percent * max_size as f64;
     Ok(PoolStatusReport {
         taken_at: status.taken_at,
         target: config.conn.target(),
@@ -255,12 +373,16 @@ fn snapshot(
             usage_percent: percent(connections as f64, max_size as f64),
             name,
             connections,
+            direct,
+            through_pgbouncer,
             max_size,
             alert_percent,
+            not_judged: sources.not_judged.clone(),
         },
         server: status.server,
         alert,
         load,
-        pgbouncer,
+        pgbouncer: bouncer
+            .map(|b| BouncerSection::judge(b, config.alert.pgbouncer_avg_wait.0.as_secs_f64())),
     })
 }

@@ -134,7 +134,7 @@ mod tests {
         let far = error("[alert]\ncolour = 1\n");
         assert_eq!(
             far,
-            "c.toml:2: unknown key `colour`; known keys: pool_usage_percent, query_ms"
+            "c.toml:2: unknown key `colour`; known keys: pool_usage_percent, query_ms, pgbouncer_avg_wait"
         );
     }
 

@@ -146,6 +146,11 @@ section! {
         pub pool_usage_percent: f64 = 80.0,
         /// benchmark and verify flag queries slower than this.
         pub query_ms: f64 = 100.0,
+        /// pool-status (--pgbouncer) exits 1 when a pgbouncer database's clients
+        /// waited longer than this on average over its last stats_period (SHOW
+        /// STATS avg_wait_time): queueing between two snapshots. A client
+        /// waiting at the snapshot (cl_waiting) alerts whatever its wait.
+        pub pgbouncer_avg_wait: HumanDuration = HumanDuration(Duration::from_millis(50)),
     }
 }
 

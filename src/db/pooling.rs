@@ -44,9 +44,16 @@ impl Pooling {
 
     /// The setting as it applies to `conn`: `auto` is found out, the others are taken as said.
     pub fn resolve(self, conn: &ConnInfo) -> Result<Pooling> {
+        Ok(self.resolve_seen(conn)?.0)
+    }
+
+    /// `resolve`, with the backend pids `auto` asked about (none when said):
+    /// a report that reads pg_stat_activity next leaves them out, as they may
+    /// not have exited yet.
+    pub fn resolve_seen(self, conn: &ConnInfo) -> Result<(Pooling, Vec<i32>)> {
         match self {
             Pooling::Auto => detect(conn),
-            said => Ok(said),
+            said => Ok((said, Vec::new())),
         }
     }
 }
@@ -58,7 +65,7 @@ const ROUNDS: usize = 3;
 /// transaction (so neither waits for the other, even with one server
 /// connection): a pid that changes under one client, or one pid serving both,
 /// is pooling per transaction.
-fn detect(conn: &ConnInfo) -> Result<Pooling> {
+fn detect(conn: &ConnInfo) -> Result<(Pooling, Vec<i32>)> {
     let mut a = connect(conn)?;
     let mut b = connect(conn)?;
     let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
@@ -66,11 +73,19 @@ fn detect(conn: &ConnInfo) -> Result<Pooling> {
         seen_a.push(backend_pid(&mut a)?);
         seen_b.push(backend_pid(&mut b)?);
     }
-    Ok(if per_transaction(&seen_a, &seen_b) {
+    let pooling = if per_transaction(&seen_a, &seen_b) {
         Pooling::Transaction
     } else {
         Pooling::Session
-    })
+    };
+    let mut seen: Vec<i32> = seen_a
+        .iter()
+        .chain(&seen_b)
+        .map(|&pid| pid as i32)
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    Ok((pooling, seen))
 }
 
 /// Whether two clients' backend pids, asked in turn, show pooling per transaction.

@@ -12,7 +12,7 @@ mod figures;
 mod server;
 
 pub use figures::{
-    ApplicationGroup, IdleSession, OwnBackend, PoolFigures, PoolStatus, ServerFigures,
+    ApplicationGroup, IdleSession, OwnBackend, PoolFigures, PoolStatus, PoolerGroup, ServerFigures,
 };
 
 use crate::config::Config;
@@ -29,6 +29,13 @@ pub struct StatusOptions {
     /// A service monitoring its own pool wants it counted (as idle); the o2o-db
     /// CLI sets this, because its pool is not the application's.
     pub exclude_own_connection: bool,
+    /// Backends that are a pooler's server connections (pgbouncer's SHOW
+    /// SERVERS remote_pid): shown apart by state, never as an application's,
+    /// since they carry whatever application_name their last client set.
+    pub pooler_pids: Vec<i32>,
+    /// Other backends of the caller's own to leave out, such as those a
+    /// pooling check just closed, which may not have exited yet.
+    pub left_out_pids: Vec<i32>,
 }
 
 impl Default for StatusOptions {
@@ -43,6 +50,8 @@ impl StatusOptions {
         StatusOptions {
             session_age: config.verify.session_age,
             exclude_own_connection: false,
+            pooler_pids: Vec::new(),
+            left_out_pids: Vec::new(),
         }
     }
 }

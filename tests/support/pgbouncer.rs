@@ -1,96 +1,53 @@
-//! A real pgbouncer (Debian's package) in front of a test database, on a
-//! free loopback port, run as the postgres OS user and stopped on drop.
+//! The tests' pgbouncer: o2o_db::pg_sandbox::Bouncer in front of the shared
+//! sandbox (or another server), panicking when it cannot start.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use o2o_db::pg_sandbox::Sandbox;
 
 pub struct Bouncer {
-    child: Child,
+    inner: o2o_db::pg_sandbox::Bouncer,
     pub port: u16,
-    _dir: tempfile::TempDir,
 }
 
 impl Bouncer {
     /// pgbouncer for `dbname` on the shared sandbox, in `pool_mode`, with
     /// `default_pool_size` server connections per pool.
     pub fn start(dbname: &str, pool_mode: &str, pool_size: u32) -> Bouncer {
-        Bouncer::start_for(super::sandbox(), dbname, pool_mode, pool_size)
+        Bouncer::start_with(dbname, pool_mode, pool_size, &[])
     }
 
-    /// The same, in front of `sandbox` (a fleet's primary, say).
-    pub fn start_for(
-        sandbox: &o2o_db::pg_sandbox::Sandbox,
+    /// `start` with more [pgbouncer] settings, e.g. ("stats_period", "2").
+    pub fn start_with(
         dbname: &str,
         pool_mode: &str,
         pool_size: u32,
+        settings: &[(&str, &str)],
     ) -> Bouncer {
-        let dir = tempfile::tempdir().expect("pgbouncer dir");
-        let port = o2o_db::pg_sandbox::free_port().expect("a free port");
-        let ini = dir.path().join("pgbouncer.ini");
-        std::fs::write(
-            &ini,
-            format!(
-                "[databases]\n{dbname} = host={} port={} dbname={dbname}\n\
-                 [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
-                 auth_type = trust\nauth_file = {}\nadmin_users = postgres\n\
-                 pool_mode = {pool_mode}\ndefault_pool_size = {pool_size}\n",
-                sandbox.socket_dir().display(),
-                sandbox.port(),
-                dir.path().join("userlist.txt").display()
-            ),
-        )
-        .expect("pgbouncer.ini");
-        std::fs::write(dir.path().join("userlist.txt"), "\"postgres\" \"\"\n").expect("userlist");
-        let program = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .unwrap_or("pgbouncer");
-        let mut command = if o2o_db::pg_sandbox::is_root() {
-            let _ = Command::new("chown")
-                .args(["-R", "postgres"])
-                .arg(dir.path())
-                .status();
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", program]);
-            c
-        } else {
-            Command::new(program)
-        };
-        let child = command
-            .arg(&ini)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start pgbouncer (Debian package pgbouncer; scripts/setup test installs it)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "pgbouncer did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        Bouncer::started(o2o_db::pg_sandbox::Bouncer::start_with(
+            super::sandbox(),
+            dbname,
+            pool_mode,
+            pool_size,
+            settings,
+        ))
+    }
+
+    /// The same, in front of `sandbox` (a fleet's primary, say).
+    pub fn start_for(sandbox: &Sandbox, dbname: &str, pool_mode: &str, pool_size: u32) -> Bouncer {
+        Bouncer::started(o2o_db::pg_sandbox::Bouncer::start(
+            sandbox, dbname, pool_mode, pool_size,
+        ))
+    }
+
+    fn started(bouncer: anyhow::Result<o2o_db::pg_sandbox::Bouncer>) -> Bouncer {
+        let inner = bouncer.unwrap_or_else(|e| panic!("{e:#}"));
         Bouncer {
-            child,
-            port,
-            _dir: dir,
+            port: inner.port(),
+            inner,
         }
     }
 
     /// A URL through pgbouncer to `dbname` (the admin console is `pgbouncer`).
     pub fn url(&self, dbname: &str) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:{}/{dbname}?sslmode=disable",
-            self.port
-        )
-    }
-}
-
-impl Drop for Bouncer {
-    fn drop(&mut self) {
-        // runuser passes SIGTERM on to pgbouncer, which shuts down at once.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
+        self.inner.url(dbname)
     }
 }

@@ -6,13 +6,21 @@
 //! own counters say how many checkouts waited and for how long, and every
 //! checkout gives up after the configured [pool] timeout, so a pool too small
 //! for the load shows up as counted timeouts, never as a crash.
+//!
+//! Through pgbouncer the limit may be its pool instead: the sessions then
+//! queue inside pgbouncer for one of its default_pool_size server
+//! connections. With --pgbouncer, its SHOW POOLS is sampled during the load,
+//! so the advice names the limit that was hit.
 
 use crate::config::{Config, PoolSettings};
+use crate::conninfo::ConnInfo;
+use crate::db::pgbouncer;
 use crate::db::status::PoolFigures;
 use crate::db::{self, describe_pg_error, Pool, Warm};
 use crate::stop::Stop;
 use anyhow::{anyhow, bail, Context, Result};
 use hdrhistogram::Histogram;
+use postgres::types::Type;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -61,6 +69,80 @@ pub struct LoadReport {
     pub first_error: Option<String>,
     /// Stopped early by Ctrl-C.
     pub interrupted: bool,
+    /// With --pgbouncer: its pool for the load's database, as sampled during the load.
+    pub pgbouncer: Option<BouncerUnderLoad>,
+}
+
+/// pgbouncer's pool for the load's database during the load (SHOW POOLS
+/// every `SAMPLE_EVERY`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BouncerUnderLoad {
+    pub database: String,
+    /// The database's pool_size (default_pool_size unless [databases] sets it).
+    pub pool_size: i64,
+    pub samples: u64,
+    /// The most clients waiting for a server connection at once.
+    pub peak_clients_waiting: i64,
+    pub peak_servers_active: i64,
+    /// The longest a client had waited, over the samples.
+    pub max_wait_seconds: f64,
+}
+
+impl BouncerUnderLoad {
+    /// Clients queued in pgbouncer while all its pool's servers were busy:
+    /// the limit was pgbouncer's pool, not the application's.
+    pub fn was_the_limit(&self) -> bool {
+        self.peak_clients_waiting > 0 && self.peak_servers_active >= self.pool_size
+    }
+}
+
+/// How often the load samples pgbouncer's pools.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// Samples SHOW POOLS on the admin console during the load.
+struct BouncerSampler {
+    console: postgres::Client,
+    database: String,
+    seen: BouncerUnderLoad,
+    next: Instant,
+}
+
+impl BouncerSampler {
+    fn open(console: &ConnInfo, database: &str) -> Result<BouncerSampler> {
+        Ok(BouncerSampler {
+            console: pgbouncer::console(console).context("--pgbouncer, sampled during --load")?,
+            database: database.to_string(),
+            seen: BouncerUnderLoad {
+                database: database.to_string(),
+                pool_size: 0,
+                samples: 0,
+                peak_clients_waiting: 0,
+                peak_servers_active: 0,
+                max_wait_seconds: 0.0,
+            },
+            next: Instant::now(),
+        })
+    }
+
+    /// One sample when one is due.
+    fn sample(&mut self) -> Result<()> {
+        if Instant::now() < self.next {
+            return Ok(());
+        }
+        self.next = Instant::now() + SAMPLE_EVERY;
+        let seen = &mut self.seen;
+        seen.samples += 1;
+        for p in pgbouncer::pools(&mut self.console)? {
+            if p.database != self.database {
+                continue;
+            }
+            seen.pool_size = seen.pool_size.max(p.pool_size);
+            seen.peak_clients_waiting = seen.peak_clients_waiting.max(p.clients_waiting);
+            seen.peak_servers_active = seen.peak_servers_active.max(p.servers_active);
+            seen.max_wait_seconds = seen.max_wait_seconds.max(p.max_wait_seconds);
+        }
+        Ok(())
+    }
 }
 
 impl LoadReport {
@@ -87,11 +169,19 @@ impl Tally {
     }
 }
 
+// Sent as the unnamed statement: a named one would outlive the transaction on
+// a server connection that pgbouncer (transaction mode) hands to another client.
 const HOLD_SQL: &str = "SELECT pg_sleep($1)";
 
 /// The application_name of the load's connections: the configured one, marked.
 pub fn load_application_name(config: &Config) -> String {
-    let mut name = format!("{} (o2o-db --load)", config.application_name());
+    marked_application_name(config, "o2o-db --load")
+}
+
+/// The configured application_name with `mark` in parentheses, so o2o-db's own
+/// connections are not mistaken for the application's.
+pub fn marked_application_name(config: &Config, mark: &str) -> String {
+    let mut name = format!("{} ({mark})", config.application_name());
     // The server keeps 63 bytes of it; cut here so a lookup by name still matches.
     while name.len() > 63 {
         name.pop();
@@ -101,7 +191,13 @@ pub fn load_application_name(config: &Config) -> String {
 
 /// Runs the load on a pool built from `config` and returns the report and the
 /// pool's figures at the end. The pool is closed before this returns.
-pub fn run(config: &Config, plan: &LoadPlan, stop: &Stop) -> Result<(LoadReport, PoolFigures)> {
+/// With `console`, pgbouncer's pool for the load's database is sampled too.
+pub fn run(
+    config: &Config,
+    plan: &LoadPlan,
+    console: Option<&ConnInfo>,
+    stop: &Stop,
+) -> Result<(LoadReport, PoolFigures)> {
     if plan.sessions == 0 {
         bail!("--load needs at least 1 session");
     }
@@ -124,6 +220,10 @@ pub fn run(config: &Config, plan: &LoadPlan, stop: &Stop) -> Result<(LoadReport,
     };
     let pool = Pool::with_settings(&conn, &open_settings, Warm::Full)
         .context("opening the pool for --load")?;
+    let database = conn.dbname.clone().unwrap_or_default();
+    let mut sampler = console
+        .map(|c| BouncerSampler::open(c, &database))
+        .transpose()?;
 
     let tally = Tally::default();
     let started = Instant::now();
@@ -158,9 +258,13 @@ pub fn run(config: &Config, plan: &LoadPlan, stop: &Stop) -> Result<(LoadReport,
             }
         }
         // Sample the pool while the sessions run, for the peak.
+        let mut sampled = Ok(());
         while Instant::now() < deadline {
             let state = pool.state();
             peak = peak.max(state.connections.saturating_sub(state.idle_connections));
+            if let Some(s) = sampler.as_mut().filter(|_| sampled.is_ok()) {
+                sampled = s.sample();
+            }
             if stop.sleep(Duration::from_millis(5)) {
                 break;
             }
@@ -172,6 +276,7 @@ pub fn run(config: &Config, plan: &LoadPlan, stop: &Stop) -> Result<(LoadReport,
                 .add(&h)
                 .map_err(|e| anyhow!("merging checkout times: {e}"))?;
         }
+        sampled?;
         Ok(total)
     })?;
     let elapsed = started.elapsed().as_secs_f64();
@@ -211,6 +316,7 @@ pub fn run(config: &Config, plan: &LoadPlan, stop: &Stop) -> Result<(LoadReport,
         peak_checked_out: peak,
         first_error: tally.first_error.lock().ok().and_then(|e| e.clone()),
         interrupted: stop.requested(),
+        pgbouncer: sampler.map(|s| s.seen),
     };
     drop(pool);
     Ok((report, figures))
@@ -246,7 +352,7 @@ fn session_loop(
             }
         };
         checkout_times.saturating_record(asked.elapsed().as_micros().max(1) as u64);
-        match conn.execute(HOLD_SQL, &[&hold_seconds]) {
+        match conn.execute_typed(HOLD_SQL, &[(&hold_seconds, Type::FLOAT8)]) {
             Ok(_) => {
                 tally.completed.fetch_add(1, Ordering::Relaxed);
             }
@@ -264,16 +370,23 @@ fn session_loop(
 
 /// Waits (at most `within`) until the server no longer lists connections of
 /// `application` in this database: a closed pool's backends exit a moment
-/// after their sockets close. Returns how many are still there.
-pub fn wait_until_gone(pool: &Pool, application: &str, within: Duration) -> Result<i64> {
+/// after their sockets close. A pooler's server connections (`pooler_pids`)
+/// stay open and are not waited for. Returns how many are still there.
+pub fn wait_until_gone(
+    pool: &Pool,
+    application: &str,
+    pooler_pids: &[i32],
+    within: Duration,
+) -> Result<i64> {
     let until = Instant::now() + within;
     loop {
         let left: i64 = db::with_readonly_session(pool, |tx| {
             Ok(tx
                 .query_one(
                     "SELECT count(*) FROM pg_stat_activity
-                      WHERE datname = current_database() AND application_name = $1",
-                    &[&application],
+                      WHERE datname = current_database() AND application_name = $1
+                        AND pid <> ALL($2)",
+                    &[&application, &pooler_pids],
                 )?
                 .get(0))
         })?;

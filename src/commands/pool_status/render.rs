@@ -1,7 +1,7 @@
 //! The pool-status table: pool, load, server, leaks, then the verdict line
 //! last, where a DBA's eye (and `tail -1` in cron) lands.
 
-use super::{LoadReport, PoolStatusReport};
+use super::{BouncerSection, LoadReport, PoolStatusReport};
 use crate::db::status::query_start;
 use crate::report::{self, ms};
 use anyhow::Result;
@@ -28,42 +28,105 @@ pub fn table(r: &PoolStatusReport, w: &mut dyn Write) -> Result<()> {
     server(r, w)?;
     writeln!(w)?;
     leaks(r, w)?;
-    if let Some(pools) = &r.pgbouncer {
+    if let Some(b) = &r.pgbouncer {
         writeln!(w)?;
-        bouncer(pools, w)?;
+        bouncer(b, w)?;
     }
     writeln!(w)?;
     app(r, w)?;
     Ok(())
 }
 
-fn bouncer(pools: &[crate::db::pgbouncer::BouncerPool], w: &mut dyn Write) -> Result<()> {
-    writeln!(w, "pgbouncer pools (SHOW POOLS):")?;
-    let mut t = report::table();
-    t.set_header([
-        "database",
-        "user",
-        "mode",
-        "clients active",
-        "waiting",
-        "longest wait",
-        "servers active",
-        "idle",
-    ]);
-    for p in pools {
-        t.add_row([
-            p.database.clone(),
-            p.user.clone(),
-            p.pool_mode.clone(),
-            p.clients_active.to_string(),
-            p.clients_waiting.to_string(),
-            age(p.max_wait_seconds),
-            p.servers_active.to_string(),
-            p.servers_idle.to_string(),
+fn bouncer(b: &BouncerSection, w: &mut dyn Write) -> Result<()> {
+    let st = &b.status;
+    let cfg = &st.settings;
+    let clients: i64 = st.clients.iter().map(|c| c.connections).sum();
+    writeln!(
+        w,
+        "pgbouncer at {} ({}): default_pool_size {} · reserve_pool_size {} · max_client_conn {} ({} in use) · max_db_connections {}",
+        st.console,
+        st.version,
+        cfg.default_pool_size,
+        cfg.reserve_pool_size,
+        cfg.max_client_conn,
+        clients,
+        match cfg.max_db_connections {
+            0 => "unlimited".to_string(),
+            n => n.to_string(),
+        }
+    )?;
+    if st.pools.is_empty() {
+        writeln!(w, "  no pools yet (no client has connected through it)")?;
+    } else {
+        let mut t = report::table();
+        t.set_header([
+            "database",
+            "user",
+            "mode",
+            "pool size",
+            "clients active",
+            "waiting",
+            "longest wait",
+            "avg wait",
+            "servers active",
+            "idle",
+            "used",
+            "avg query",
         ]);
+        for p in &st.pools {
+            let avg_query = st
+                .stats_of(&p.database)
+                .map_or(0.0, |s| s.avg_query_seconds);
+            t.add_row([
+                p.database.clone(),
+                p.user.clone(),
+                p.pool_mode.clone(),
+                p.pool_size.to_string(),
+                p.clients_active.to_string(),
+                p.clients_waiting.to_string(),
+                age(p.max_wait_seconds),
+                format!("{} ms", ms(b.avg_wait_seconds(p) * 1000.0)),
+                p.servers_active.to_string(),
+                p.servers_idle.to_string(),
+                p.servers_used.to_string(),
+                format!("{} ms", ms(avg_query * 1000.0)),
+            ]);
+        }
+        right_align(&mut t, &[3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        writeln!(w, "{t}")?;
     }
-    right_align(&mut t, &[3, 4, 5, 6, 7]);
-    writeln!(w, "{t}")?;
+    let alert_at = ms(b.avg_wait_alert_seconds * 1000.0);
+    for p in st.pools.iter().filter(|p| b.pool_alerts(p)) {
+        let limit = if p.is_full() {
+            format!(
+                "all {} of its pool_size server connections are busy: raise pgbouncer's default_pool_size \
+                 (or this database's pool_size) within the server's max_connections, or find what holds them",
+                p.pool_size
+            )
+        } else {
+            format!(
+                "{} of its pool_size {} server connections are busy: look at max_db_connections, \
+                 max_user_connections or a paused database",
+                p.servers_active, p.pool_size
+            )
+        };
+        writeln!(
+            w,
+            "ALERT: pgbouncer pool {}/{}: {} waiting for a server connection (the longest {}), \
+             avg wait {} ms over the last stats period (alert above {alert_at} ms); {limit}",
+            p.database,
+            p.user,
+            plural(p.clients_waiting, "client"),
+            age(p.max_wait_seconds),
+            ms(b.avg_wait_seconds(p) * 1000.0),
+        )?;
+    }
+    if !b.alert {
+        writeln!(
+            w,
+            "OK: no client waits in pgbouncer, nor waited {alert_at} ms on average lately"
+        )?;
+    }
     Ok(())
 }
 
@@ -144,6 +207,34 @@ fn load_section(l: &LoadReport, w: &mut dyn Write) -> Result<()> {
     if let Some(e) = &l.first_error {
         writeln!(w, "  first error: {e}")?;
     }
+    if let Some(b) = &l.pgbouncer {
+        writeln!(
+            w,
+            "  pgbouncer pool {} (SHOW POOLS, {} samples): at most {} clients waiting, {} of its pool_size {} servers active, longest wait {}",
+            b.database,
+            b.samples,
+            b.peak_clients_waiting,
+            b.peak_servers_active,
+            b.pool_size,
+            age(b.max_wait_seconds)
+        )?;
+    }
+    let bouncer_limit = l.pgbouncer.as_ref().filter(|b| b.was_the_limit());
+    if let Some(b) = bouncer_limit {
+        let carried = if l.failed() {
+            "the pool did NOT carry the load: sessions failed"
+        } else {
+            "the pool carried the load"
+        };
+        writeln!(
+            w,
+            "  {carried}; the limit was pgbouncer's: its clients queued for one of the {} server connections \
+             of its default_pool_size (or this database's pool_size). Raise that in pgbouncer.ini within the \
+             server's max_connections; [pool] max_overflow only adds clients to pgbouncer's queue",
+            b.pool_size
+        )?;
+        return Ok(());
+    }
     let verdict = if l.failed() {
         "the pool did NOT carry the load: sessions failed (raise [pool] max_overflow or timeout, or find what holds connections)"
     } else if l.waits > 0 {
@@ -191,6 +282,27 @@ fn server(r: &PoolStatusReport, w: &mut dyn Write) -> Result<()> {
         }
         right_align(&mut t, &[2, 3]);
         writeln!(w, "{t}")?;
+    }
+    if !s.pooler_servers.is_empty() {
+        let states: Vec<String> = s
+            .pooler_servers
+            .iter()
+            .map(|g| {
+                format!(
+                    "{} {} (oldest {})",
+                    g.connections,
+                    g.state,
+                    age(g.oldest_seconds)
+                )
+            })
+            .collect();
+        writeln!(
+            w,
+            "  pgbouncer's server connections in {}: {} (its pool, not an application's; \
+             they carry their last client's application_name)",
+            s.database,
+            states.join(" · ")
+        )?;
     }
     if let Some(role) = &s.restricted_role {
         writeln!(
@@ -267,15 +379,29 @@ fn app(r: &PoolStatusReport, w: &mut dyn Write) -> Result<()> {
             own.pid
         )?;
     }
+    let split = match a.through_pgbouncer {
+        Some(n) => format!(
+            " ({} in pgbouncer, {} direct)",
+            plural(n, "client"),
+            a.direct
+        ),
+        None => String::new(),
+    };
     let line = format!(
-        "{} holds {} = {}% of its pool's max_size {} (alert above {}%)",
+        "{} holds {}{split} = {}% of its pool's max_size {} (alert above {}%)",
         application(&a.name),
         plural(a.connections, "connection"),
         a.usage_percent,
         a.max_size,
         a.alert_percent
     );
-    if r.alert {
+    if let Some(reason) = &a.not_judged {
+        writeln!(
+            w,
+            "NOT JUDGED: {}'s usage cannot be read from the server: {reason}",
+            application(&a.name)
+        )?;
+    } else if r.alert {
         writeln!(
             w,
             "ALERT: {line}: look for leaks above, or raise [pool] max_overflow"

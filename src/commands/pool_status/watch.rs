@@ -25,10 +25,11 @@ pub fn run(
 ) -> Result<Outcome> {
     let stop = crate::stop::process();
     let redraw = format == Format::Table && std::io::stdout().is_terminal();
+    let sources = super::Sources::find(config, args)?;
     let pool = super::open_probe_pool(config)?;
     let mut first = true;
     loop {
-        match super::snapshot(config, args, &pool, None) {
+        match super::snapshot(config, args, &pool, &sources, None) {
             Ok(report) => {
                 let frame = frame(&report, format, redraw, every)?;
                 if let Err(e) = out.write_all(&frame).and_then(|_| out.flush()) {

@@ -67,8 +67,13 @@ pub struct ServerFigures {
     pub backends: i64,
     /// backends / (max_connections - reserved): the share of the slots ordinary roles may use.
     pub usage_percent: f64,
-    /// This database's client connections by application_name and state.
+    /// This database's client connections by application_name and state,
+    /// a pooler's server connections left out.
     pub by_application: Vec<ApplicationGroup>,
+    /// This database's backends that are a pooler's server connections
+    /// (StatusOptions::pooler_pids), by state: the pooler's pool, not any
+    /// application's usage.
+    pub pooler_servers: Vec<PoolerGroup>,
     /// Sessions idle in transaction longer than `session_age_seconds`: the leaks.
     pub idle_in_transaction: Vec<IdleSession>,
     pub session_age_seconds: f64,
@@ -91,6 +96,15 @@ pub struct ApplicationGroup {
     pub state: String,
     pub connections: i64,
     /// The longest time a connection of the group has been in this state.
+    pub oldest_seconds: f64,
+}
+
+/// One state of a pooler's server connections in this database.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PoolerGroup {
+    /// active, idle, idle in transaction, ...
+    pub state: String,
+    pub connections: i64,
     pub oldest_seconds: f64,
 }
 

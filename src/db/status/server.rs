@@ -2,7 +2,7 @@
 //! settings read in one READ ONLY transaction, so every figure is from one
 //! snapshot; the status query's own connection counted or left out as asked.
 
-use super::figures::{ApplicationGroup, IdleSession, OwnBackend, ServerFigures};
+use super::figures::{ApplicationGroup, IdleSession, OwnBackend, PoolerGroup, ServerFigures};
 use super::{percent, query_start, StatusOptions, QUERY_CHARS};
 use crate::db::describe_pg_error;
 use anyhow::{anyhow, Result};
@@ -29,7 +29,8 @@ fn backends_sql() -> String {
     format!("SELECT count(*) FROM pg_stat_activity WHERE {CLIENT_BACKEND} AND pid <> ALL($1)")
 }
 
-// $1: pids left out. $2: the own pooled connection, shown as the idle one it is (0: none).
+// $1: pids left out. $2: the own pooled connection, shown as the idle one it
+// is (0: none). $3: a pooler's server connections, grouped apart by the second query.
 fn groups_sql() -> String {
     format!(
         "SELECT coalesce(application_name, ''),
@@ -39,8 +40,23 @@ fn groups_sql() -> String {
                              ELSE greatest(0, extract(epoch FROM clock_timestamp() - state_change)) END), 0)::float8
            FROM pg_stat_activity
           WHERE datname = current_database() AND {CLIENT_BACKEND} AND pid <> ALL($1)
+            AND pid <> ALL($3)
           GROUP BY 1, 2
           ORDER BY 1, 2"
+    )
+}
+
+// $1: pids left out. $2: a pooler's server connections.
+fn pooler_groups_sql() -> String {
+    format!(
+        "SELECT coalesce(state, '(hidden)'),
+                count(*),
+                coalesce(max(greatest(0, extract(epoch FROM clock_timestamp() - state_change))), 0)::float8
+           FROM pg_stat_activity
+          WHERE datname = current_database() AND {CLIENT_BACKEND} AND pid <> ALL($1)
+            AND pid = ANY($2)
+          GROUP BY 1
+          ORDER BY 1"
     )
 }
 
@@ -85,7 +101,10 @@ pub(super) fn read_server(
     let restricted_role: Option<String> = row.get(6);
 
     let counted = via == "pool" && !options.exclude_own_connection;
-    let excluded: Vec<i32> = if counted { Vec::new() } else { vec![own_pid] };
+    let mut excluded: Vec<i32> = options.left_out_pids.clone();
+    if !counted {
+        excluded.push(own_pid);
+    }
     let shown_idle: i32 = if counted { own_pid } else { 0 };
 
     let row = tx
@@ -94,7 +113,10 @@ pub(super) fn read_server(
     let backends: i64 = row.get(0);
 
     let by_application = tx
-        .query(groups_sql().as_str(), &[&excluded, &shown_idle])
+        .query(
+            groups_sql().as_str(),
+            &[&excluded, &shown_idle, &options.pooler_pids],
+        )
         .map_err(|e| fail("connections by application", e))?
         .iter()
         .map(|r| ApplicationGroup {
@@ -104,6 +126,19 @@ pub(super) fn read_server(
             oldest_seconds: r.get(3),
         })
         .collect::<Vec<_>>();
+    let pooler_servers = tx
+        .query(
+            pooler_groups_sql().as_str(),
+            &[&excluded, &options.pooler_pids],
+        )
+        .map_err(|e| fail("a pooler's server connections", e))?
+        .iter()
+        .map(|r| PoolerGroup {
+            state: r.get(0),
+            connections: r.get(1),
+            oldest_seconds: r.get(2),
+        })
+        .collect();
     let hidden_sessions = by_application
         .iter()
         .filter(|g| g.state == "(hidden)")
@@ -136,6 +171,7 @@ pub(super) fn read_server(
         backends,
         usage_percent: percent(backends as f64, open_to_ordinary_roles as f64),
         by_application,
+        pooler_servers,
         idle_in_transaction,
         session_age_seconds: age,
         hidden_sessions,

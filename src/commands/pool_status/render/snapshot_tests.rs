@@ -1,10 +1,14 @@
 //! Snapshots of the pool-status report in every format, from reports built by
 //! hand: the README tour's idle server, a busy one with leaks and the alert,
-//! and --load runs that queued, failed and were interrupted.
+//! clients queued in pgbouncer, and --load runs that queued, failed, were
+//! interrupted or hit pgbouncer's pool size.
 
+use super::super::bouncer::example_status;
 use super::super::watch;
-use super::super::{AppUsage, LoadReport, PoolStatusReport};
-use super::super::{ApplicationGroup, IdleSession, OwnBackend, PoolFigures, ServerFigures};
+use super::super::{AppUsage, BouncerSection, BouncerUnderLoad, LoadReport, PoolStatusReport};
+use super::super::{
+    ApplicationGroup, IdleSession, OwnBackend, PoolFigures, PoolerGroup, ServerFigures,
+};
 use crate::config::HumanDuration;
 use crate::db::CheckoutStats;
 use crate::report::snapshot::{assert_formats, rendered};
@@ -41,6 +45,7 @@ fn tour() -> PoolStatusReport {
             backends: 0,
             usage_percent: 0.0,
             by_application: Vec::new(),
+            pooler_servers: Vec::new(),
             idle_in_transaction: Vec::new(),
             session_age_seconds: 300.0,
             hidden_sessions: 0,
@@ -54,9 +59,12 @@ fn tour() -> PoolStatusReport {
         app: AppUsage {
             name: "o2o-db".into(),
             connections: 0,
+            direct: 0,
+            through_pgbouncer: None,
             max_size: 60,
             usage_percent: 0.0,
             alert_percent: 80.0,
+            not_judged: None,
         },
         alert: false,
         load: None,
@@ -122,16 +130,6 @@ fn busy() -> PoolStatusReport {
     ];
     r.server.hidden_sessions = 2;
     r.server.restricted_role = Some("dashboard".into());
-    r.pgbouncer = Some(vec![crate::db::pgbouncer::BouncerPool {
-        database: "o2o_dashboard".into(),
-        user: "dashboard".into(),
-        clients_active: 20,
-        clients_waiting: 7,
-        servers_active: 20,
-        servers_idle: 0,
-        max_wait_seconds: 1.25,
-        pool_mode: "transaction".into(),
-    }]);
     r.server.own_backend = OwnBackend {
         pid: 10311,
         via: "pool",
@@ -140,10 +138,42 @@ fn busy() -> PoolStatusReport {
     r.app = AppUsage {
         name: "dashboard-api".into(),
         connections: 50,
+        direct: 50,
         usage_percent: 83.3,
         ..r.app
     };
     r.alert = true;
+    r
+}
+
+/// The dashboard's API through transaction-mode pgbouncer: its 27 clients
+/// there are its usage, the 20 server connections are pgbouncer's pool, all
+/// busy, and 7 clients queue for one.
+fn through_pgbouncer() -> PoolStatusReport {
+    let mut r = tour();
+    r.server.backends = 20;
+    r.server.usage_percent = 10.1;
+    r.server.pooler_servers = vec![
+        PoolerGroup {
+            state: "active".into(),
+            connections: 18,
+            oldest_seconds: 0.01,
+        },
+        PoolerGroup {
+            state: "idle".into(),
+            connections: 2,
+            oldest_seconds: 0.002,
+        },
+    ];
+    r.app = AppUsage {
+        name: "dashboard-api".into(),
+        connections: 27,
+        direct: 0,
+        through_pgbouncer: Some(27),
+        usage_percent: 45.0,
+        ..r.app
+    };
+    r.pgbouncer = Some(BouncerSection::judge(example_status(7, 0.31), 0.05));
     r
 }
 
@@ -169,6 +199,7 @@ fn load() -> LoadReport {
         peak_checked_out: 60,
         first_error: None,
         interrupted: false,
+        pgbouncer: None,
     }
 }
 
@@ -176,6 +207,58 @@ fn load() -> LoadReport {
 fn the_tour_pool_status() {
     assert_eq!(tour().outcome(), Outcome::Clean);
     assert_formats!("tour", tour());
+}
+
+#[test]
+fn clients_queued_in_pgbouncer_alert_and_its_servers_are_its_own() {
+    let r = through_pgbouncer();
+    assert!(!r.alert, "27 of 60 is not the usage alert");
+    assert_eq!(r.outcome(), Outcome::Findings);
+    assert_formats!("pgbouncer-waiting", r);
+}
+
+#[test]
+fn through_a_transaction_pooler_without_its_console_the_usage_is_not_judged() {
+    let mut r = tour();
+    r.server.backends = 20;
+    r.server.by_application = vec![group("dashboard-api", "idle", 20, 3.0)];
+    r.app = AppUsage {
+        name: "dashboard-api".into(),
+        connections: 20,
+        direct: 20,
+        usage_percent: 33.3,
+        not_judged: Some(
+            "10.0.3.2:6432/o2o_dashboard pools server connections per transaction, so the server's backends are the pooler's, whatever application_name they carry; its admin console at 10.0.3.2:6432/pgbouncer could not be read (cannot connect to 10.0.3.2:6432/pgbouncer: FATAL: not allowed): pass --pgbouncer URL as an admin_users or stats_users role".into(),
+        ),
+        ..r.app
+    };
+    assert_eq!(r.outcome(), Outcome::Clean);
+    assert_eq!(
+        r.nagios().unwrap().state,
+        crate::report::nagios::NagiosState::Unknown
+    );
+    assert_formats!("not-judged", r);
+}
+
+#[test]
+fn a_load_pgbouncer_was_the_limit_of() {
+    let mut load = load();
+    load.pgbouncer = Some(BouncerUnderLoad {
+        database: "o2o_dashboard".into(),
+        pool_size: 20,
+        samples: 100,
+        peak_clients_waiting: 40,
+        peak_servers_active: 20,
+        max_wait_seconds: 0.41,
+    });
+    let r = loaded(load);
+    assert_eq!(r.outcome(), Outcome::Clean);
+    let table = rendered(&r, Format::Table);
+    assert!(
+        table.contains("default_pool_size") && !table.contains("raise [pool] max_overflow"),
+        "{table}"
+    );
+    assert_formats!("load-pgbouncer-limit", r);
 }
 
 #[test]
