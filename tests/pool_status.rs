@@ -621,6 +621,27 @@ fn the_admin_console_as_database_url_is_refused_with_what_to_do() {
             "{err}"
         );
     }
+    // verify, benchmark and index DDL say the same, before any protocol error.
+    for command in [
+        &["verify"][..],
+        &["benchmark", "--iterations", "1"],
+        &["create-indexes"],
+    ] {
+        let out = support::run(
+            support::bare_cmd()
+                .args(["--database-url", &admin])
+                .args(command),
+            2,
+        );
+        let err = support::stderr(&out);
+        assert!(
+            err.contains("is pgbouncer's admin console")
+                && err.contains("pass the console as pool-status --pgbouncer")
+                && !err.contains("bad packet")
+                && !err.contains("invalid command"),
+            "{command:?}: {err}"
+        );
+    }
 }
 
 /// --load through a pgbouncer pool of 2: the sessions queue in pgbouncer, and

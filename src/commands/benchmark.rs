@@ -113,6 +113,7 @@ pub fn run_with(config: &Config, args: &BenchmarkArgs, stop: &Stop) -> Result<Be
     if !(slower_percent.is_finite() && slower_percent >= 0.0) {
         bail!("--slower-percent must be 0 or more, not {slower_percent}");
     }
+    crate::db::pgbouncer::refuse_admin_console(&config.conn, "pool-status --pgbouncer")?;
     // Through a pooler sharing server connections per transaction, no named
     // statement may outlive its run (see runner).
     let statements = match config.pooling.resolve(&config.conn)? {

@@ -205,6 +205,7 @@ pub fn run_with(config: &Config, args: &DropIndexesArgs, stop: &Stop) -> Result<
                     } else {
                         plan::drop_step(&spec)
                     }],
+                    table: None,
                 });
                 let status = if args.session.dry_run {
                     DropStatus::WouldDrop

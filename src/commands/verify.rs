@@ -208,6 +208,7 @@ pub fn run(config: &Config, args: &VerifyArgs) -> Result<VerifyReport> {
     if let Some(ms) = args.max_ms.filter(|v| !valid_max_ms(*v)) {
         bail!("--max-ms {ms}: give a positive number of milliseconds, e.g. 100 or 12.5");
     }
+    crate::db::pgbouncer::refuse_admin_console(&config.conn, "pool-status --pgbouncer")?;
     let defs: Vec<&Def> = CHECKS
         .iter()
         .filter(|d| selected.contains(&d.name))

@@ -52,8 +52,17 @@ impl Pooling {
     /// not have exited yet.
     pub fn resolve_seen(self, conn: &ConnInfo) -> Result<(Pooling, Vec<i32>)> {
         match self {
-            Pooling::Auto => detect(conn),
+            Pooling::Auto => detect(&mut connect(conn)?, conn),
             said => Ok((said, Vec::new())),
+        }
+    }
+
+    /// `resolve` with `open`, a session already open to `conn` and nothing set
+    /// on it yet, as the first of the two connections (one fewer to open).
+    pub fn resolve_on(self, open: &mut Client, conn: &ConnInfo) -> Result<Pooling> {
+        match self {
+            Pooling::Auto => Ok(detect(open, conn)?.0),
+            said => Ok(said),
         }
     }
 }
@@ -65,12 +74,11 @@ const ROUNDS: usize = 3;
 /// transaction (so neither waits for the other, even with one server
 /// connection): a pid that changes under one client, or one pid serving both,
 /// is pooling per transaction.
-fn detect(conn: &ConnInfo) -> Result<(Pooling, Vec<i32>)> {
-    let mut a = connect(conn)?;
+fn detect(a: &mut Client, conn: &ConnInfo) -> Result<(Pooling, Vec<i32>)> {
     let mut b = connect(conn)?;
     let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        seen_a.push(backend_pid(&mut a)?);
+        seen_a.push(backend_pid(a)?);
         seen_b.push(backend_pid(&mut b)?);
     }
     let pooling = if per_transaction(&seen_a, &seen_b) {
@@ -110,9 +118,15 @@ fn backend_pid(client: &mut Client) -> Result<i64> {
     bail!("the server did not say its backend pid")
 }
 
-/// Err when `command` needs a session of its own and `conn` pools per transaction.
-pub fn require_session(conn: &ConnInfo, setting: Pooling, command: &str) -> Result<()> {
-    if setting.resolve(conn)? == Pooling::Transaction {
+/// Err when `command` needs a session of its own and `conn` pools per
+/// transaction; `open` is a session to it with nothing set yet.
+pub fn require_session(
+    open: &mut Client,
+    conn: &ConnInfo,
+    setting: Pooling,
+    command: &str,
+) -> Result<()> {
+    if setting.resolve_on(open, conn)? == Pooling::Transaction {
         bail!(
             "{} pools server connections per transaction (pgbouncer pool_mode = transaction, or \
              [database] pooling = \"transaction\"): {command} needs a session of its own (a run lock, \

@@ -26,7 +26,7 @@ use run_task::{open_build_session, run_task};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often the watcher polls progress and blockers.
@@ -75,9 +75,18 @@ pub(super) enum Event {
     },
 }
 
+/// The tasks not started yet, and the tables tasks are running on.
+#[derive(Default)]
+struct Queue {
+    tasks: VecDeque<Task>,
+    busy: HashSet<String>,
+}
+
 /// State the workers share.
 pub(super) struct Shared<'a> {
-    queue: Mutex<VecDeque<Task>>,
+    queue: Mutex<Queue>,
+    /// Signalled when a task ends and its table is free again.
+    freed: Condvar,
     /// No new task may start (Ctrl-C or a lock failure).
     pub(super) stop: AtomicBool,
     run_stop: &'a Stop,
@@ -88,11 +97,35 @@ pub(super) struct Shared<'a> {
 }
 
 impl Shared<'_> {
+    /// The first waiting task whose table no running task is on; waits while
+    /// every waiting task's table is busy.
     fn next(&self) -> Option<Task> {
-        if self.stop.load(Ordering::SeqCst) || self.interrupted() {
-            return None;
+        let mut queue = self.queue.lock().ok()?;
+        loop {
+            if self.stop.load(Ordering::SeqCst) || self.interrupted() || queue.tasks.is_empty() {
+                return None;
+            }
+            let free = queue
+                .tasks
+                .iter()
+                .position(|t| t.table.as_ref().map_or(true, |k| !queue.busy.contains(k)));
+            if let Some(i) = free {
+                let task = queue.tasks.remove(i)?;
+                if let Some(table) = &task.table {
+                    queue.busy.insert(table.clone());
+                }
+                return Some(task);
+            }
+            queue = self.freed.wait_timeout(queue, TICK).ok()?.0;
         }
-        self.queue.lock().ok()?.pop_front()
+    }
+
+    /// `task` has ended: its table is free for the next.
+    fn done(&self, task: &Task) {
+        if let (Some(table), Ok(mut queue)) = (&task.table, self.queue.lock()) {
+            queue.busy.remove(table);
+            self.freed.notify_all();
+        }
     }
 
     fn interrupted(&self) -> bool {
@@ -123,7 +156,11 @@ impl Executor<'_> {
         let mut watch = Watch::measuring(&tasks);
         let workers = self.jobs.clamp(1, tasks.len());
         let shared = Shared {
-            queue: Mutex::new(tasks.into()),
+            queue: Mutex::new(Queue {
+                tasks: tasks.into(),
+                busy: HashSet::new(),
+            }),
+            freed: Condvar::new(),
             stop: AtomicBool::new(false),
             run_stop: self.stop,
             settings: self.settings,
@@ -156,7 +193,7 @@ impl Executor<'_> {
         });
         let mut outcome = watch.into_outcome();
         if let Ok(queue) = shared.queue.lock() {
-            outcome.not_started = queue.iter().map(|t| t.id).collect();
+            outcome.not_started = queue.tasks.iter().map(|t| t.id).collect();
         }
         outcome.interrupted = self.stop.requested();
         outcome
@@ -187,6 +224,7 @@ fn worker(config: &Config, shared: &Shared<'_>, tx: Sender<Event>) {
             pid: session.pid,
         });
         let result = run_task(config, &mut session, &task, shared, &tx);
+        shared.done(&task);
         if result
             .error
             .as_ref()

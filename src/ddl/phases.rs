@@ -46,7 +46,10 @@ pub fn run(
         .filter(|(_, w)| !w.structure.is_empty())
         .map(|(row, w)| ids.task(*row, w.builds.name.clone(), w.structure.clone()))
         .collect();
-    let partitions: Vec<(usize, String, Vec<_>)> = works
+    // Partition by partition, every index of one before the next: a
+    // partition's pages stay in cache across its builds, and --jobs sessions
+    // take different partitions (two builds on one table wait for each other).
+    let mut partitions: Vec<(usize, String, Vec<_>, String)> = works
         .iter()
         .flat_map(|(row, w)| {
             w.partitions.iter().map(|p| {
@@ -54,18 +57,29 @@ pub fn run(
                     *row,
                     format!("{} on {}", w.builds.name, p.partition),
                     p.steps.clone(),
+                    p.partition.clone(),
                 )
             })
         })
         .collect();
+    let mut order: Vec<String> = Vec::new();
+    for (_, _, _, partition) in &partitions {
+        if !order.contains(partition) {
+            order.push(partition.clone());
+        }
+    }
+    partitions.sort_by_key(|(_, _, _, p)| order.iter().position(|o| o == p));
 
     let first = one_session.run(structure, control, observer);
     let mut stopped = record(&mut out, &first, &ids.owner, false);
     if !stopped {
         let tasks: Vec<Task> = partitions
             .into_iter()
-            .filter(|(row, _, _)| failed(&out, *row).is_none())
-            .map(|(row, name, steps)| ids.task(row, name, steps))
+            .filter(|(row, _, _, _)| failed(&out, *row).is_none())
+            .map(|(row, name, steps, partition)| Task {
+                table: Some(partition),
+                ..ids.task(row, name, steps)
+            })
             .collect();
         let second = executor.run(tasks, control, observer);
         stopped = record(&mut out, &second, &ids.owner, true);
@@ -101,7 +115,12 @@ impl Owners {
     fn task(&mut self, row: usize, name: String, steps: Vec<super::executor::Step>) -> Task {
         let id = self.owner.len() + 1;
         self.owner.insert(id, (row, name.clone()));
-        Task { id, name, steps }
+        Task {
+            id,
+            name,
+            steps,
+            table: None,
+        }
     }
 }
 

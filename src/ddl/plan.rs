@@ -164,6 +164,7 @@ impl Planned {
             id,
             name: self.spec.name.clone(),
             steps,
+            table: None,
         })
     }
 }

@@ -40,10 +40,11 @@ impl Target {
         dry_run: bool,
     ) -> Result<Target> {
         let command = ddl.command();
+        crate::db::pgbouncer::refuse_admin_console(&config.conn, "pool-status --pgbouncer")?;
+        let mut reached = session::connect(config, settings)?;
         // Before any session state exists: the run lock and timeouts must not
         // stay behind on a server connection another client gets next.
-        pooling::require_session(&config.conn, config.pooling, command)?;
-        let mut reached = session::connect(config, settings)?;
+        pooling::require_session(&mut reached.client, &config.conn, config.pooling, command)?;
         let standby = refuse_standby(&mut reached, command)?;
         if let Some(refusal) = &standby {
             if !dry_run {

@@ -61,6 +61,10 @@ pub struct Task {
     pub id: usize,
     pub name: String,
     pub steps: Vec<Step>,
+    /// The one table (a partition) its builds lock, when no other task on
+    /// that table may run beside it: two concurrent builds on one table wait
+    /// for each other (SHARE UPDATE EXCLUSIVE conflicts with itself).
+    pub table: Option<String>,
 }
 
 /// Why a task failed.
