@@ -214,54 +214,34 @@ fn indexes_vs_psql(sandbox: &Sandbox, opts: &Options, table: &mut Rows) {
         odd.into_iter().map(|(_, s)| s).collect::<Vec<_>>(),
         even.into_iter().map(|(_, s)| s).collect::<Vec<_>>(),
     ];
-    let drop_all = || {
-        let drops: Vec<String> = o2o_db::sqlfiles::IndexSet::builtin()
-            .unwrap_or_else(|e| fail(&format!("{e:#}")))
-            .indexes
-            .iter()
-            .map(|i| i.drop_sql(false))
-            .collect();
-        psql(sandbox, &db, &drops.join(";"));
-        psql(sandbox, &db, "CHECKPOINT");
-    };
-    let mut t = [Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()];
-    for _ in 0..opts.reps {
-        drop_all();
-        t[0].push(time(|| {
-            wait_all(vec![psql_file(sandbox, &db, "plain.sql", &plain)])
-        }));
-        drop_all();
-        t[1].push(time(|| {
-            wait_all(vec![
-                psql_file(sandbox, &db, "half1.sql", &halves[0]),
-                psql_file(sandbox, &db, "half2.sql", &halves[1]),
-            ])
-        }));
-        drop_all();
-        t[2].push(time(|| {
-            run_o2o(
-                sandbox,
-                &db,
-                &[
-                    "create-indexes",
-                    "--no-concurrently",
-                    "--jobs",
-                    "2",
-                    "--no-analyze",
-                ],
-            )
-        }));
-        drop_all();
-        t[3].push(time(|| {
-            wait_all(vec![psql_file(sandbox, &db, "conc.sql", &concurrent)])
-        }));
-        drop_all();
-        t[4].push(time(|| {
-            run_o2o(sandbox, &db, &["create-indexes", "--no-analyze"])
-        }));
-    }
-    let [one_by_one, two_sessions, jobs2, psql_conc, o2o_conc] =
-        t.map(|v| median(&v).as_secs_f64());
+    let [one_by_one, two_sessions, jobs2, psql_conc, o2o_conc] = rotate(
+        opts.reps,
+        &|| drop_managed(sandbox, &db),
+        [
+            &|| wait_all(vec![psql_file(sandbox, &db, "plain.sql", &plain)]),
+            &|| {
+                wait_all(vec![
+                    psql_file(sandbox, &db, "half1.sql", &halves[0]),
+                    psql_file(sandbox, &db, "half2.sql", &halves[1]),
+                ])
+            },
+            &|| {
+                run_o2o(
+                    sandbox,
+                    &db,
+                    &[
+                        "create-indexes",
+                        "--no-concurrently",
+                        "--jobs",
+                        "2",
+                        "--no-analyze",
+                    ],
+                )
+            },
+            &|| wait_all(vec![psql_file(sandbox, &db, "conc.sql", &concurrent)]),
+            &|| run_o2o(sandbox, &db, &["create-indexes", "--no-analyze"]),
+        ],
+    );
     let best = one_by_one.min(two_sessions);
     table.push(Row {
         what: format!("create-indexes --no-concurrently --jobs 2, {n} orders (s)"),
@@ -281,6 +261,36 @@ fn indexes_vs_psql(sandbox: &Sandbox, opts: &Options, table: &mut Rows) {
         target: "≤ 1.05".into(),
         met: o2o_conc / psql_conc <= 1.05,
     });
+}
+
+/// Each strategy timed `reps` times in rotation, `reset` before every run
+/// (so none always runs on a warmer cache than another): the medians, in seconds.
+pub fn rotate<const N: usize>(
+    reps: usize,
+    reset: &dyn Fn(),
+    strategies: [&dyn Fn(); N],
+) -> [f64; N] {
+    let mut times: [Vec<Duration>; N] = std::array::from_fn(|_| Vec::new());
+    for _ in 0..reps {
+        for (i, strategy) in strategies.iter().enumerate() {
+            reset();
+            times[i].push(time(strategy));
+        }
+    }
+    times.map(|t| median(&t).as_secs_f64())
+}
+
+/// Drops the managed indexes (on a partitioned table with their partitions'),
+/// then a checkpoint, so each timed build starts from the same state.
+pub fn drop_managed(sandbox: &Sandbox, db: &str) {
+    let drops: Vec<String> = o2o_db::sqlfiles::IndexSet::builtin()
+        .unwrap_or_else(|e| fail(&format!("{e:#}")))
+        .indexes
+        .iter()
+        .map(|i| i.drop_sql(false))
+        .collect();
+    psql(sandbox, db, &drops.join(";"));
+    psql(sandbox, db, "CHECKPOINT");
 }
 
 /// Section 5. How seed, create-indexes and verify grow from the report's size to the large one (and 10M).

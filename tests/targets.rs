@@ -28,6 +28,18 @@ fn node_url(port: u16) -> String {
     )
 }
 
+/// A session on the node at `port`.
+fn client(port: u16) -> postgres::Client {
+    postgres::Client::connect(&node_url(port), postgres::NoTls).unwrap()
+}
+
+/// An index file of one statement.
+fn index_file(statement: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new().suffix(".sql").tempfile().unwrap();
+    writeln!(file, "{statement}").unwrap();
+    file
+}
+
 fn run(config: &tempfile::NamedTempFile, args: &[&str], code: i32) -> (String, String) {
     let out = support::run(
         support::bare_cmd()
@@ -287,15 +299,13 @@ fn unused_indexes_are_judged_over_every_node() {
     let f = fleet::fleet();
     let index = format!("idx_fleet_scene_{}", std::process::id());
     let idle = format!("idx_fleet_idle_{}", std::process::id());
-    let mut primary =
-        postgres::Client::connect(&node_url(f.primary.port()), postgres::NoTls).unwrap();
+    let mut primary = client(f.primary.port());
     primary
         .batch_execute(&format!(
             "CREATE INDEX {index} ON orders (scene); CREATE INDEX {idle} ON orders (time_period)"
         ))
         .unwrap();
-    let mut replica =
-        postgres::Client::connect(&node_url(f.replica.port()), postgres::NoTls).unwrap();
+    let mut replica = client(f.replica.port());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while replica
         .query_one("SELECT to_regclass($1) IS NULL", &[&idle])
@@ -355,8 +365,7 @@ fn unused_indexes_are_judged_over_every_node() {
 fn create_indexes_waits_for_the_replicas_and_checks_the_indexes_there() {
     let f = fleet::fleet();
     let name = format!("idx_fleet_wait_{}", std::process::id());
-    let mut file = tempfile::Builder::new().suffix(".sql").tempfile().unwrap();
-    writeln!(file, "CREATE INDEX {name} ON orders (channel);").unwrap();
+    let file = index_file(&format!("CREATE INDEX {name} ON orders (channel);"));
     let config = config_file(&[
         ("primary", node_url(f.primary.port()), "primary"),
         ("replica1", node_url(f.replica.port()), "replica"),
@@ -384,8 +393,7 @@ fn create_indexes_waits_for_the_replicas_and_checks_the_indexes_there() {
     assert_eq!(replicas[0]["name"], "replica1");
     assert_eq!(replicas[0]["replayed"], true, "{json}");
     assert_eq!(replicas[0]["missing"], serde_json::json!([]), "{json}");
-    let mut replica =
-        postgres::Client::connect(&node_url(f.replica.port()), postgres::NoTls).unwrap();
+    let mut replica = client(f.replica.port());
     let there: bool = replica
         .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
         .unwrap()
@@ -409,8 +417,7 @@ fn create_indexes_waits_for_the_replicas_and_checks_the_indexes_there() {
         0,
     );
     assert!(text.contains("replayed past the builds in"), "{text}");
-    let mut primary =
-        postgres::Client::connect(&node_url(f.primary.port()), postgres::NoTls).unwrap();
+    let mut primary = client(f.primary.port());
     primary
         .batch_execute(&format!("DROP INDEX {name}"))
         .unwrap();
@@ -421,13 +428,12 @@ fn create_indexes_waits_for_the_replicas_and_checks_the_indexes_there() {
 fn a_replica_that_does_not_replay_in_time_is_a_finding() {
     let f = fleet::fleet();
     let paused = f.primary.start_replica().unwrap();
-    let mut standby = postgres::Client::connect(&node_url(paused.port()), postgres::NoTls).unwrap();
+    let mut standby = client(paused.port());
     standby
         .batch_execute("SELECT pg_wal_replay_pause()")
         .unwrap();
     let name = format!("idx_fleet_paused_{}", std::process::id());
-    let mut file = tempfile::Builder::new().suffix(".sql").tempfile().unwrap();
-    writeln!(file, "CREATE INDEX {name} ON orders (time_period);").unwrap();
+    let file = index_file(&format!("CREATE INDEX {name} ON orders (time_period);"));
     let config = config_file(&[
         ("primary", node_url(f.primary.port()), "primary"),
         ("paused", node_url(paused.port()), "replica"),
@@ -452,8 +458,7 @@ fn a_replica_that_does_not_replay_in_time_is_a_finding() {
     standby
         .batch_execute("SELECT pg_wal_replay_resume()")
         .unwrap();
-    let mut primary =
-        postgres::Client::connect(&node_url(f.primary.port()), postgres::NoTls).unwrap();
+    let mut primary = client(f.primary.port());
     primary
         .batch_execute(&format!("DROP INDEX {name}"))
         .unwrap();
@@ -465,8 +470,7 @@ fn a_replica_that_does_not_replay_in_time_is_a_finding() {
 fn a_promoted_replica_is_noticed() {
     let f = fleet::fleet();
     let promoted = f.primary.start_replica().unwrap();
-    let mut standby =
-        postgres::Client::connect(&node_url(promoted.port()), postgres::NoTls).unwrap();
+    let mut standby = client(promoted.port());
     let done: bool = standby
         .query_one("SELECT pg_promote(true, 30)", &[])
         .unwrap()

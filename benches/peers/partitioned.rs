@@ -6,8 +6,8 @@
 // verify on the partitioned table against verify on an unpartitioned one of
 // the same size.
 
-use crate::indexed_db;
 use crate::support::*;
+use crate::{drop_managed, indexed_db, rotate};
 use o2o_db::ident::quote_ident;
 use o2o_db::pg_sandbox::Sandbox;
 use o2o_db::sqlfiles::names::partition_index_name;
@@ -72,39 +72,29 @@ fn builds(sandbox: &Sandbox, opts: &Options, n: u64, table: &mut Rows) {
         .collect();
     let first: Vec<String> = partitions.iter().step_by(2).cloned().collect();
     let second: Vec<String> = partitions.iter().skip(1).step_by(2).cloned().collect();
-    let drop_all = || {
-        let drops: Vec<String> = set.indexes.iter().map(|i| i.drop_sql(false)).collect();
-        psql(sandbox, &db, &drops.join(";"));
-        psql(sandbox, &db, "CHECKPOINT");
-    };
-    let mut t = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
-    for _ in 0..opts.reps {
-        drop_all();
-        t[0].push(time(|| {
-            wait_all(vec![psql_file(sandbox, &db, "part_one.sql", &one_session)])
-        }));
-        drop_all();
-        t[1].push(time(|| {
-            wait_all(vec![psql_file(sandbox, &db, "part_parents.sql", &parents)]);
-            wait_all(vec![
-                psql_file(sandbox, &db, "part_half1.sql", &per_partition(&first)),
-                psql_file(sandbox, &db, "part_half2.sql", &per_partition(&second)),
-            ])
-        }));
-        drop_all();
-        t[2].push(time(|| {
-            run_o2o(sandbox, &db, &["create-indexes", "--no-analyze"])
-        }));
-        drop_all();
-        t[3].push(time(|| {
-            run_o2o(
-                sandbox,
-                &db,
-                &["create-indexes", "--jobs", "2", "--no-analyze"],
-            )
-        }));
-    }
-    let [psql_one, psql_two, o2o_one, o2o_two] = t.map(|v| median(&v).as_secs_f64());
+    let halves = [per_partition(&first), per_partition(&second)];
+    let [psql_one, psql_two, o2o_one, o2o_two] = rotate(
+        opts.reps,
+        &|| drop_managed(sandbox, &db),
+        [
+            &|| wait_all(vec![psql_file(sandbox, &db, "part_one.sql", &one_session)]),
+            &|| {
+                wait_all(vec![psql_file(sandbox, &db, "part_parents.sql", &parents)]);
+                wait_all(vec![
+                    psql_file(sandbox, &db, "part_half1.sql", &halves[0]),
+                    psql_file(sandbox, &db, "part_half2.sql", &halves[1]),
+                ])
+            },
+            &|| run_o2o(sandbox, &db, &["create-indexes", "--no-analyze"]),
+            &|| {
+                run_o2o(
+                    sandbox,
+                    &db,
+                    &["create-indexes", "--jobs", "2", "--no-analyze"],
+                )
+            },
+        ],
+    );
     let parts = partitions.len();
     table.push(Row {
         what: format!("create-indexes on {parts} partitions (CONCURRENTLY), {n} orders (s)"),

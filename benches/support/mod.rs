@@ -84,16 +84,7 @@ fn psql_command(sandbox: &Sandbox, db: &str) -> Command {
 
 /// Runs psql with `sql` (a script, or a single \copy line) against `db`.
 pub fn psql(sandbox: &Sandbox, db: &str, sql: &str) {
-    let out = psql_command(sandbox, db)
-        .args(["-c", sql])
-        .output()
-        .unwrap_or_else(|e| fail(&format!("cannot run psql: {e}")));
-    if !out.status.success() {
-        fail(&format!(
-            "psql failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
+    psql_lines(sandbox, db, sql);
 }
 
 /// The first column of each row `sql` returns, through psql -At.
