@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// libpq's sslmode values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum SslMode {
     Disable,

@@ -10,6 +10,9 @@ use anyhow::{Context, Result};
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
 use postgres::{Client, SimpleQueryMessage};
 use postgres_openssl::MakeTlsConnector;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
 
 /// A session and the host that gave it.
 pub struct Reached {
@@ -201,10 +204,39 @@ fn connect_hint(e: &postgres::Error) -> &'static str {
     ""
 }
 
+/// The TLS connector for `conn`'s settings, built once per process for each
+/// set of them: building one loads OpenSSL's default certificate store, which
+/// costs about 20 ms, and every connection (the pool's, each build session's)
+/// asks for one.
+pub fn tls_connector(conn: &ConnInfo) -> Result<MakeTlsConnector> {
+    type Key = (
+        Option<SslMode>,
+        Option<PathBuf>,
+        Option<PathBuf>,
+        Option<PathBuf>,
+    );
+    static BUILT: OnceLock<Mutex<HashMap<Key, MakeTlsConnector>>> = OnceLock::new();
+    let key: Key = (
+        conn.sslmode,
+        conn.sslrootcert.clone(),
+        conn.sslcert.clone(),
+        conn.sslkey.clone(),
+    );
+    let built = BUILT.get_or_init(Default::default);
+    if let Some(found) = built.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return Ok(found);
+    }
+    let made = build_tls_connector(conn)?;
+    if let Ok(mut m) = built.lock() {
+        m.insert(key, made.clone());
+    }
+    Ok(made)
+}
+
 /// The TLS connector for libpq's sslmode: require checks nothing (unless a root
 /// certificate is given, as libpq does), verify-ca checks the chain, verify-full
 /// also the host name.
-pub fn tls_connector(conn: &ConnInfo) -> Result<MakeTlsConnector> {
+fn build_tls_connector(conn: &ConnInfo) -> Result<MakeTlsConnector> {
     let mode = conn.sslmode.unwrap_or_default();
     let mut builder = SslConnector::builder(SslMethod::tls_client())
         .context("cannot initialise OpenSSL for TLS connections")?;
