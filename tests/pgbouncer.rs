@@ -131,3 +131,67 @@ fn index_ddl_through_transaction_pooling_is_refused_and_leaves_no_lock() {
     // The next run, straight to PostgreSQL, takes the lock and builds.
     support::run(db.cmd().args(["create-indexes"]), 0);
 }
+
+/// verify's headroom through pgbouncer: every instance's pool against its
+/// max_client_conn, and the server connections it may open against the free slots.
+#[test]
+fn headroom_through_pgbouncer_counts_its_limits_and_every_instance() {
+    let db = TestDb::seeded("bouncer_headroom", 200);
+    let headroom = |bouncer: &Bouncer, instances: u32| -> (String, String, String) {
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        std::io::Write::write_all(
+            &mut file,
+            format!("[verify]\ninstances = {instances}\n").as_bytes(),
+        )
+        .unwrap();
+        let out = support::bare_cmd()
+            .args(["--config"])
+            .arg(file.path())
+            .args([
+                "--database-url",
+                &bouncer.url(&db.name),
+                "--format",
+                "json",
+                "verify",
+                "--only",
+                "headroom",
+            ])
+            .output()
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", support::stderr(&out)));
+        let check = &doc["checks"][0];
+        (
+            check["status"].as_str().unwrap_or_default().to_string(),
+            check["detail"].as_str().unwrap_or_default().to_string(),
+            check["fix"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    let small = Bouncer::start_with(&db.name, "transaction", 2, &[("max_client_conn", "100")]);
+    let (status, detail, _) = headroom(&small, 1);
+    assert_eq!(status, "pass", "{detail}");
+    assert!(
+        detail.contains("the pool's max_size 60 against its max_client_conn 100")
+            && detail.contains("it opens at most 2 server connections"),
+        "{detail}"
+    );
+    let (status, detail, fix) = headroom(&small, 3);
+    assert_eq!(status, "warn", "{detail}");
+    assert!(
+        detail.contains("3 instances' pools of max_size 60 (180)"),
+        "{detail}"
+    );
+    assert!(
+        fix.contains("raise pgbouncer's max_client_conn to at least 180"),
+        "{fix}"
+    );
+    // A pgbouncer allowed more server connections than PostgreSQL has free.
+    let wide = Bouncer::start_with(&db.name, "transaction", 500, &[("max_client_conn", "1000")]);
+    let (status, detail, fix) = headroom(&wide, 1);
+    assert_eq!(status, "warn", "{detail}");
+    assert!(
+        detail.contains("it opens at most 500 server connections"),
+        "{detail}"
+    );
+    assert!(fix.contains("lower pgbouncer's default_pool_size"), "{fix}");
+}

@@ -205,6 +205,8 @@ pub struct VerifySettings {
     /// The bound on each of the speed check's timed runs; None: a multiple of
     /// its threshold (commands::verify::speed_timeout).
     pub statement_timeout: Option<Duration>,
+    /// The application's processes sharing the database, each with the pool.
+    pub instances: u32,
     /// A standby's replay this far behind, in time: WARN.
     pub replication_lag: Duration,
     /// A standby's replay this far behind, in MB of WAL: WARN.
@@ -242,6 +244,9 @@ section! {
         /// Each timed run of the speed check may take this long (None: 10x the threshold, at least 1 s).
         #[serde(deserialize_with = "some_duration")]
         pub statement_timeout: Option<Duration> = None,
+        /// The application's processes, each with its own pool: headroom holds max_size × this.
+        #[serde(deserialize_with = "nonzero")]
+        pub instances: u32 = 1,
         /// Replay behind by more than this (now() - last replayed commit, while WAL waits): WARN.
         #[serde(deserialize_with = "duration")]
         pub replication_lag: Duration = Duration::from_secs(30),
@@ -266,6 +271,7 @@ impl From<VerifySection> for VerifySettings {
             modified_percent: v.modified_percent,
             runs: v.runs,
             statement_timeout: v.statement_timeout,
+            instances: v.instances,
             replication_lag: v.replication_lag,
             replication_lag_mb: v.replication_lag_mb,
             slot_retained_mb: v.slot_retained_mb,

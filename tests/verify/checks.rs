@@ -183,7 +183,7 @@ fn a_pool_too_large_for_the_free_slots_warns_headroom() {
     assert_eq!(h.status, Status::Warn, "{}", h.detail);
     assert!(
         h.detail
-            .starts_with("a 502-connection pool (max_size) cannot fit in "),
+            .starts_with("the pool's max_size 502 cannot fit in "),
         "{}",
         h.detail
     );
