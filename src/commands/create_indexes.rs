@@ -94,6 +94,7 @@ pub fn run_with(
     let set = IndexSet::load(args.session.index_file(config))?;
     let settings = build_settings(config, args, concurrently);
     let mut target = Target::open(config, &settings, &set, Ddl::Build, args.session.dry_run)?;
+    let config = &target.pinned(config);
     let set = qualified(set, &target.schema);
     let table_name = target.shown();
     let mut notices: Vec<String> = target.standby.iter().cloned().collect();

@@ -141,6 +141,7 @@ pub fn run_with(config: &Config, args: &DropIndexesArgs, stop: &Stop) -> Result<
     let chosen = choose(&set, &args.names)?;
     let settings = SessionSettings::resolve(config, &args.session, true, "drop-indexes");
     let mut target = Target::open(config, &settings, &set, Ddl::Drop, args.session.dry_run)?;
+    let config = &target.pinned(config);
     let table_name = target.shown();
     if !args.session.dry_run && !target.lock(args.session.wait, stop)? {
         let rows = chosen

@@ -192,6 +192,17 @@ impl ConnInfo {
             .collect()
     }
 
+    /// This string narrowed to the host that answered at `endpoint` (as
+    /// `host_ports` shows it), so later sessions of one run reach the same
+    /// node; unchanged when it names one host, or none of them matches.
+    pub fn pinned_to(&self, endpoint: &str) -> ConnInfo {
+        self.each_host()
+            .ok()
+            .filter(|hosts| hosts.len() > 1)
+            .and_then(|hosts| hosts.into_iter().find(|h| h.host_ports() == endpoint))
+            .unwrap_or_else(|| self.clone())
+    }
+
     /// How long one host may take to connect; None: no limit (unset, or
     /// libpq's `connect_timeout=0`).
     pub fn connect_limit(&self) -> Option<Duration> {

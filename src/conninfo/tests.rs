@@ -284,3 +284,18 @@ fn hosts_of_a_primary_conninfo_names_where_and_never_the_password() {
     let url = hosts_of("postgres://replicator:s3cret@db1:5433,db2/postgres").unwrap();
     assert_eq!(url, "db1:5433,db2");
 }
+
+#[test]
+fn a_run_pins_its_later_sessions_to_the_host_that_answered() {
+    let c = parse("host=db1,db2 port=5432,6432 dbname=d target_session_attrs=read-write");
+    let pinned = c.pinned_to("db2:6432");
+    assert_eq!(
+        (pinned.hosts.as_slice(), pinned.ports.as_slice()),
+        (&["db2".to_string()][..], &[6432][..])
+    );
+    assert_eq!(pinned.dbname.as_deref(), Some("d"));
+    // One host, or an endpoint none of them is: the string as it was.
+    assert_eq!(c.pinned_to("db3:5432"), c);
+    let one = parse("host=db1 port=5432");
+    assert_eq!(one.pinned_to("db1:5432"), one);
+}

@@ -64,6 +64,16 @@ impl Target {
         })
     }
 
+    /// `config` with its connection narrowed to the node the control session
+    /// reached: with several hosts (load_balance_hosts, a failover under way)
+    /// every build session of the run goes to that node too.
+    pub fn pinned(&self, config: &Config) -> Config {
+        Config {
+            conn: config.conn.pinned_to(&self.control.endpoint),
+            ..config.clone()
+        }
+    }
+
     /// `schema.table`, as the reports show it.
     pub fn shown(&self) -> String {
         format!("{}.{}", self.schema, self.table)
