@@ -4,6 +4,7 @@
 //! and, before starting, who would stall a concurrent build.
 
 use anyhow::Result;
+use postgres::types::Type;
 use postgres::Client;
 use std::fmt;
 
@@ -63,7 +64,7 @@ pub fn blocking(client: &mut Client, waiters: &[i32]) -> Result<Vec<(i32, Backen
          CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS b(pid) \
          JOIN pg_stat_activity a ON a.pid = b.pid ORDER BY w.pid, a.pid"
     );
-    let rows = client.query(&sql, &[&waiters])?;
+    let rows = client.query_typed(&sql, &[(&waiters, Type::INT4_ARRAY)])?;
     Ok(rows.iter().map(|r| (r.get(0), backend(r, 1))).collect())
 }
 
@@ -85,7 +86,14 @@ pub fn lock_holders(
                 OR a.xact_start < now() - make_interval(secs => $3)) \
          ORDER BY a.xact_start NULLS LAST LIMIT 5"
     );
-    let rows = client.query(&sql, &[&ours, &table, &older_than_secs])?;
+    let rows = client.query_typed(
+        &sql,
+        &[
+            (&ours, Type::INT4_ARRAY),
+            (&table, Type::TEXT),
+            (&older_than_secs, Type::FLOAT8),
+        ],
+    )?;
     Ok(rows.iter().map(|r| backend(r, 0)).collect())
 }
 
@@ -99,7 +107,7 @@ pub fn table_lockers(client: &mut Client, table: &str) -> Result<Vec<String>> {
            AND l.pid <> pg_backend_pid() \
          GROUP BY 1, 2, 3, 4, 5, 6, a.xact_start ORDER BY a.xact_start NULLS LAST LIMIT 5"
     );
-    let rows = client.query(&sql, &[&table])?;
+    let rows = client.query_typed(&sql, &[(&table, Type::TEXT)])?;
     Ok(rows
         .iter()
         .map(|r| format!("{} [{}]", backend(r, 0), r.get::<_, String>(6)))
@@ -137,7 +145,7 @@ pub fn stallers(client: &mut Client, table: &str) -> Result<Vec<Backend>> {
                            AND l.mode <> 'AccessShareLock')) \
          ORDER BY a.xact_start NULLS LAST LIMIT 20"
     );
-    let rows = client.query(&sql, &[&table])?;
+    let rows = client.query_typed(&sql, &[(&table, Type::TEXT)])?;
     Ok(rows.iter().map(|r| backend(r, 0)).collect())
 }
 
@@ -171,7 +179,7 @@ impl RestrictedView {
 /// Whether this role's view of pg_stat_activity is restricted: neither
 /// superuser nor a member of pg_read_all_stats.
 pub fn restricted_view(client: &mut Client) -> Result<Option<RestrictedView>> {
-    let row = client.query_one(
+    let row = client.query_typed_one(
         "SELECT current_user::text, \
                 (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \
                   OR pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER'), \

@@ -156,12 +156,16 @@ pub fn inspect_table(client: &mut Client, set: &IndexSet) -> Result<Inspection> 
     // A managed name may also be taken by an index of another table in the schema.
     let names: Vec<&str> = set.indexes.iter().map(|i| i.name.as_str()).collect();
     let elsewhere = client
-        .query(
+        .query_typed(
             "SELECT c.relname::text, c.oid, pg_get_indexdef(c.oid), pg_relation_size(c.oid) \
              FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relname = ANY($1) AND n.nspname = $2 AND i.indrelid <> to_regclass($3)",
-            &[&names, &schema, &real],
+            &[
+                (&names, Type::TEXT_ARRAY),
+                (&schema, Type::TEXT),
+                (&real, Type::TEXT),
+            ],
         )
         .pg_context("cannot read the managed indexes from the catalog")?;
     let mut out = Vec::with_capacity(set.indexes.len());
@@ -267,9 +271,9 @@ fn expected_definition(spec: &IndexSpec, real_table: &str) -> String {
 /// The oids of the managed table's indexes: a managed name found elsewhere is not ours.
 pub fn indexes_of_table(client: &mut Client, set: &IndexSet) -> Result<HashSet<u32>> {
     let rows = client
-        .query(
+        .query_typed(
             "SELECT indexrelid FROM pg_index WHERE indrelid = to_regclass($1)",
-            &[&set.table().qualified_table()],
+            &[(&set.table().qualified_table(), Type::TEXT)],
         )
         .map_err(|e| {
             anyhow::anyhow!(
@@ -288,12 +292,16 @@ pub fn built_indexes(
     schema: &str,
 ) -> Result<HashMap<String, (bool, i64)>, postgres::Error> {
     let names: Vec<&str> = set.indexes.iter().map(|i| i.name.as_str()).collect();
-    let rows = client.query(
+    let rows = client.query_typed(
         "SELECT c.relname::text, i.indisvalid AND i.indisready, pg_relation_size(c.oid) \
          FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid \
          WHERE c.relnamespace = $1::text::regnamespace AND c.relname = ANY($2) \
            AND i.indrelid = to_regclass($3)",
-        &[&schema, &names, &set.table().qualified_table()],
+        &[
+            (&schema, Type::TEXT),
+            (&names, Type::TEXT_ARRAY),
+            (&set.table().qualified_table(), Type::TEXT),
+        ],
     )?;
     Ok(rows
         .iter()

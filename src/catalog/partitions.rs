@@ -72,21 +72,21 @@ impl Tree {
 /// partitioned. Foreign-table partitions are left out: they take no index.
 pub fn tree(client: &mut Client, table: &str) -> Result<Option<Tree>> {
     let root = client
-        .query_opt(
+        .query_typed_opt(
             "SELECT c.oid FROM pg_class c WHERE c.oid = to_regclass($1) AND c.relkind = 'p'",
-            &[&table],
+            &[(&table, Type::TEXT)],
         )
         .pg_context("asking whether the table is partitioned")?;
     let Some(root) = root else {
         return Ok(None);
     };
     let rows = client
-        .query(
+        .query_typed(
             "SELECT t.relid::oid, n.nspname::text, c.relname::text, t.parentrelid::oid, c.relkind = 'p' \
              FROM pg_partition_tree(to_regclass($1)) t \
              JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE t.level > 0 AND c.relkind IN ('r', 'p') ORDER BY t.level, c.relname",
-            &[&table],
+            &[(&table, Type::TEXT)],
         )
         .pg_context("reading the table's partitions")?;
     Ok(Some(Tree {

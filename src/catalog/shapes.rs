@@ -16,6 +16,7 @@ use crate::params::RawValue;
 use crate::sqlfiles::shape::{parse_definition, DefinitionParts, KeyPart};
 use crate::sqlfiles::IndexSpec;
 use anyhow::{anyhow, Result};
+use postgres::types::Type;
 use postgres::Client;
 use serde_json::Value;
 
@@ -53,7 +54,7 @@ pub struct TableIndex {
 /// query and one EXPLAIN.
 pub fn table_indexes(client: &mut Client, table: &str) -> Result<Vec<TableIndex>> {
     let oid: Option<u32> = client
-        .query_one("SELECT to_regclass($1)::oid", &[&table])
+        .query_typed_one("SELECT to_regclass($1)::oid", &[(&table, Type::TEXT)])
         .pg_context("looking up the table")?
         .get(0);
     indexes_of(client, &Vec::from_iter(oid), table)
@@ -65,7 +66,7 @@ pub fn table_indexes(client: &mut Client, table: &str) -> Result<Vec<TableIndex>
 /// and one EXPLAIN.
 pub fn indexes_of(client: &mut Client, oids: &[u32], deparse_on: &str) -> Result<Vec<TableIndex>> {
     let rows = client
-        .query(
+        .query_typed(
             "SELECT c.oid, c.relname::text, i.indisvalid, i.indisready, pg_get_indexdef(c.oid), \
                     pg_relation_size(c.oid), \
                     EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = c.oid), \
@@ -87,7 +88,7 @@ pub fn indexes_of(client: &mut Client, oids: &[u32], deparse_on: &str) -> Result
                     EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid) \
              FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam \
              WHERE i.indrelid = ANY($1::oid[]) ORDER BY c.relname",
-            &[&oids],
+            &[(&oids, Type::OID_ARRAY)],
         )
         .pg_context("reading the table's indexes from the catalog")?;
     let mut indexes = Vec::with_capacity(rows.len());
@@ -289,7 +290,7 @@ pub fn refused<'s>(
     table: &str,
 ) -> Result<Vec<(&'s IndexSpec, String)>> {
     let methods: Vec<String> = client
-        .query("SELECT amname::text FROM pg_am WHERE amtype = 'i'", &[])
+        .query_typed("SELECT amname::text FROM pg_am WHERE amtype = 'i'", &[])
         .pg_context("reading the index access methods")?
         .iter()
         .map(|r| r.get(0))

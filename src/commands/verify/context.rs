@@ -137,7 +137,7 @@ impl<'a> Ctx<'a> {
                     .batch_execute(&format!("SET lock_timeout = '{VERIFY_LOCK_TIMEOUT_MS}ms'"))
                     .pg_context("setting verify's lock timeout")?;
                 let standby: bool = client
-                    .query_one("SELECT pg_is_in_recovery()", &[])
+                    .query_typed_one("SELECT pg_is_in_recovery()", &[])
                     .pg_context("asking whether the server is a standby")?
                     .get(0);
                 (Some(client), Some(endpoint), standby)

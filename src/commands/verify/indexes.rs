@@ -15,6 +15,7 @@ use crate::ddl::plan::replace_sql;
 use crate::ident::{quote_ident, quote_qualified};
 use crate::sqlfiles::IndexSpec;
 use anyhow::Result;
+use postgres::types::Type;
 
 /// schema: the managed table exists and takes every managed index (its
 /// access method, columns and expressions), checked without writing anything
@@ -22,11 +23,11 @@ use anyhow::Result;
 pub fn schema(ctx: &mut Ctx) -> Result<Verdict> {
     let set = ctx.index_set()?.clone();
     let wanted = set.table().qualified_table();
-    let row = ctx.client()?.query_opt(
+    let row = ctx.client()?.query_typed_opt(
         "SELECT c.relkind::text, \
                 (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) \
          FROM pg_class c WHERE c.oid = to_regclass($1)",
-        &[&wanted],
+        &[(&wanted, Type::TEXT)],
     )?;
     let Some(row) = row else {
         return Ok(Verdict::fail(
@@ -293,23 +294,23 @@ pub fn figures(ctx: &mut Ctx) -> Result<(Vec<IndexFigures>, Option<f64>)> {
     let qualified = table.qualified();
     let client = ctx.client()?;
     let scans: std::collections::HashMap<String, i64> = client
-        .query(
+        .query_typed(
             format!(
                 "SELECT c.relname::text, {INDEX_TREE_SCANS} FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
                  WHERE i.indrelid = to_regclass($1)"
             )
             .as_str(),
-            &[&qualified],
+            &[(&qualified, Type::TEXT)],
         )
         .pg_context("reading the indexes' scan counters")?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     let age: Option<f64> = client
-        .query_opt(
+        .query_typed_opt(
             "SELECT extract(epoch FROM now() - greatest(last_analyze, last_autoanalyze))::float8 \
              FROM pg_stat_user_tables WHERE relid = to_regclass($1)",
-            &[&qualified],
+            &[(&qualified, Type::TEXT)],
         )
         .pg_context("reading when the table was analyzed")?
         .and_then(|r| r.get(0));

@@ -10,6 +10,7 @@ use crate::catalog::partitions::{INDEX_TREE_SCANS, INDEX_TREE_SIZE};
 use crate::config::{Config, NodeRole};
 use crate::ident::quote_qualified;
 use anyhow::Result;
+use postgres::types::Type;
 
 /// One key column: what it indexes and how (two keys match only if all agree).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +145,7 @@ pub fn redundancy(ctx: &mut Ctx) -> Result<Verdict> {
          WHERE i.indrelid = to_regclass($1) AND i.indisvalid AND i.indisready AND i.indislive \
          ORDER BY c.relname"
     );
-    let rows = client.query(sql.as_str(), &[&table.qualified()])?;
+    let rows = client.query_typed(sql.as_str(), &[(&table.qualified(), Type::TEXT)])?;
     let indexes: Vec<IndexKeys> = rows
         .iter()
         .map(|r| {

@@ -119,7 +119,7 @@ const WAL_POSITION: &str =
 
 fn standbys(client: &mut Client) -> Result<Vec<StandbyLink>> {
     let rows = client
-        .query(
+        .query_typed(
             &format!(
                 "SELECT COALESCE(NULLIF(application_name, ''), '(no application_name)'), host(client_addr), state, sync_state, \
                         pg_wal_lsn_diff({WAL_POSITION}, write_lsn)::int8, \
@@ -151,7 +151,7 @@ fn standbys(client: &mut Client) -> Result<Vec<StandbyLink>> {
 
 fn slots(client: &mut Client) -> Result<Vec<Slot>> {
     let rows = client
-        .query(
+        .query_typed(
             &format!(
                 "SELECT slot_name::text, slot_type, active, wal_status, \
                         pg_wal_lsn_diff({WAL_POSITION}, restart_lsn)::int8 \
@@ -174,7 +174,7 @@ fn slots(client: &mut Client) -> Result<Vec<Slot>> {
 
 fn replay(client: &mut Client) -> Result<Replay> {
     let version: i32 = client
-        .query_one("SELECT current_setting('server_version_num')::int4", &[])
+        .query_typed_one("SELECT current_setting('server_version_num')::int4", &[])
         .pg_context("reading the server version")?
         .get(0);
     // pg_get_wal_replay_pause_state() is 14's; before it, paused or not.
@@ -184,7 +184,7 @@ fn replay(client: &mut Client) -> Result<Replay> {
         "CASE WHEN pg_is_wal_replay_paused() THEN 'paused' ELSE 'not paused' END"
     };
     let row = client
-        .query_one(
+        .query_typed_one(
             &format!("SELECT pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text, \
                     pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::int8, \
                     EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8, \
@@ -201,7 +201,7 @@ fn replay(client: &mut Client) -> Result<Replay> {
         _ => commit_age.map(|s| s.max(0.0)),
     };
     let receiver = client
-        .query_opt(
+        .query_typed_opt(
             "SELECT status, sender_host || ':' || sender_port FROM pg_stat_wal_receiver",
             &[],
         )
@@ -213,7 +213,7 @@ fn replay(client: &mut Client) -> Result<Replay> {
     // primary_conninfo may hold a password: only its hosts leave this function.
     let conninfo: Option<String> = if row.get::<_, bool>(7) {
         client
-            .query_one("SELECT current_setting('primary_conninfo')", &[])
+            .query_typed_one("SELECT current_setting('primary_conninfo')", &[])
             .pg_context("reading primary_conninfo")?
             .get(0)
     } else {

@@ -6,6 +6,7 @@ use super::context::Ctx;
 use super::{median, Verdict};
 use crate::catalog::activity::restricted_view;
 use anyhow::Result;
+use postgres::types::Type;
 use std::time::{Duration, Instant};
 
 /// Round trips timed for the connectivity check's median.
@@ -22,7 +23,7 @@ pub fn connectivity(ctx: &mut Ctx) -> Result<Verdict> {
     };
     let client = ctx.client()?;
     let version: String = client
-        .query_one("SELECT current_setting('server_version')", &[])?
+        .query_typed_one("SELECT current_setting('server_version')", &[])?
         .get(0);
     let mut times = Vec::with_capacity(PINGS);
     for _ in 0..PINGS {
@@ -66,7 +67,7 @@ impl Session {
 /// transaction, or running one statement, for longer than [verify] session_age.
 pub fn sessions(ctx: &mut Ctx) -> Result<Verdict> {
     let limit = ctx.config.verify.session_age;
-    let rows = ctx.client()?.query(
+    let rows = ctx.client()?.query_typed(
         "SELECT pid, COALESCE(NULLIF(application_name, ''), '(no application_name)'), COALESCE(usename::text, ''), state, \
                 COALESCE(EXTRACT(EPOCH FROM now() - CASE WHEN state = 'active' THEN query_start ELSE state_change END), 0)::float8, \
                 left(regexp_replace(COALESCE(query, ''), '\\s+', ' ', 'g'), 80) \
@@ -74,7 +75,7 @@ pub fn sessions(ctx: &mut Ctx) -> Result<Verdict> {
          WHERE datname = current_database() AND backend_type = 'client backend' \
            AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM $1 \
          ORDER BY 5 DESC",
-        &[&super::pool::pool_application_name()],
+        &[(&super::pool::pool_application_name(), Type::TEXT)],
     )?;
     let sessions: Vec<Session> = rows
         .iter()

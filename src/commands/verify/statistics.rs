@@ -5,6 +5,7 @@
 use super::context::Ctx;
 use super::Verdict;
 use anyhow::Result;
+use postgres::types::Type;
 
 /// What pg_stat_user_tables and pg_class say about the table's statistics.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,7 +101,7 @@ pub fn statistics(ctx: &mut Ctx) -> Result<Verdict> {
     let limit = ctx.config.verify.modified_percent;
     let standby = ctx.standby;
     let qualified = table.qualified();
-    let row = ctx.client()?.query_one(
+    let row = ctx.client()?.query_typed_one(
         &format!(
             "SELECT EXTRACT(EPOCH FROM now() - GREATEST(s.last_analyze, s.last_autoanalyze))::float8, \
                     COALESCE(s.last_autoanalyze > s.last_analyze OR s.last_analyze IS NULL, false), \
@@ -112,7 +113,7 @@ pub fn statistics(ctx: &mut Ctx) -> Result<Verdict> {
              FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
              WHERE c.oid = to_regclass($1)"
         ),
-        &[&qualified, &table.schema, &table.name],
+        &[(&qualified, Type::TEXT), (&table.schema, Type::TEXT), (&table.name, Type::TEXT)],
     )?;
     let stats = TableStats {
         table: format!("{}.{}", table.schema, table.name),
