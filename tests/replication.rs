@@ -362,6 +362,22 @@ fn an_invalid_index_is_a_warning_on_the_standby_and_a_failure_on_the_primary() {
         .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY idx_orders_scene ON orders (scene)")
         .expect_err("scene is not unique");
     wait_until_replayed(&own.primary, &own.replica);
+    // Replayed past the failed build is not always visible at once on the
+    // standby: wait until its catalog shows the INVALID index.
+    let mut standby =
+        o2o_db::db::connect(&own.replica.conn_info(DB)).expect("a session on the replica");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while standby
+        .query_one("SELECT to_regclass('idx_orders_scene') IS NULL", &[])
+        .expect("the replica's catalog")
+        .get::<_, bool>(0)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the INVALID index never reached the replica"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let on_standby = verify_on(&own.replica, &["indexes"]);
     let ix = check(&on_standby, "indexes");
     assert_eq!(ix.status, Status::Warn, "{}", ix.detail);

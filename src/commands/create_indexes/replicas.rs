@@ -76,11 +76,15 @@ pub fn wait(
                         .get(0);
                     Ok(done)
                 })?;
-                let missing = if replayed {
-                    missing_indexes(&mut client, table, names)?
-                } else {
-                    Vec::new()
-                };
+                // Replayed past the builds is not always visible at once in
+                // the standby's catalog: ask again until the limit.
+                let mut missing = Vec::new();
+                if replayed {
+                    poll(started, limit, stop, || {
+                        missing = missing_indexes(&mut client, table, names)?;
+                        Ok(missing.is_empty())
+                    })?;
+                }
                 Ok((replayed, missing))
             })();
             let waited_ms = started.elapsed().as_secs_f64() * 1000.0;
