@@ -543,3 +543,46 @@ fn a_replica_stopped_mid_benchmark_ends_the_run_promptly() {
         "the runs after the stop failed and were counted: {report}"
     );
 }
+
+/// A session-mode pgbouncer looks like PostgreSQL from the client side: its
+/// target's admin_url gives pool-status its console, so its server
+/// connections are shown as its pool, not as the application's.
+#[test]
+fn a_pgbouncer_targets_admin_url_gives_pool_status_its_console() {
+    let f = fleet::fleet();
+    let bouncer = Bouncer::start_for(&f.primary, fleet::DB, "session", 4);
+    let mut config = config_file(&[("bouncer", bouncer.url(fleet::DB), "pgbouncer")]);
+    writeln!(config, "admin_url = \"{}\"", bouncer.url("pgbouncer")).unwrap();
+    // Two clients in session mode: two server connections held for them.
+    let held: Vec<postgres::Client> = (0..2)
+        .map(|_| postgres::Client::connect(&bouncer.url(fleet::DB), postgres::NoTls).unwrap())
+        .map(|mut c| {
+            c.batch_execute("SELECT 1").unwrap();
+            c
+        })
+        .collect();
+    let (json, _) = run(
+        &config,
+        &["--target", "bouncer", "--format", "json", "pool-status"],
+        0,
+    );
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        doc["pgbouncer"]["version"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("PgBouncer"),
+        "{json}"
+    );
+    let pooled: i64 = doc["server"]["pooler_servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["connections"].as_i64().unwrap())
+        .sum();
+    assert!(
+        pooled >= 2,
+        "pgbouncer's server connections are its pool: {json}"
+    );
+    drop(held);
+}

@@ -258,8 +258,13 @@ impl Sources {
     fn find(config: &Config, args: &PoolStatusArgs) -> Result<Sources> {
         // Before the extended protocol meets the console and says only "invalid command".
         pgbouncer::refuse_admin_console(&config.conn, "--pgbouncer")?;
-        if let Some(url) = &args.pgbouncer {
-            let console = ConnInfo::parse(url).map_err(|e| anyhow!("--pgbouncer: {e:#}"))?;
+        // --pgbouncer, else the admin_url of the [[targets]] entry picked:
+        // a session-mode pgbouncer cannot be told from PostgreSQL otherwise.
+        let named = match &args.pgbouncer {
+            Some(url) => Some(ConnInfo::parse(url).map_err(|e| anyhow!("--pgbouncer: {e:#}"))?),
+            None => config.pgbouncer_admin.clone(),
+        };
+        if let Some(console) = named {
             return Ok(Sources {
                 console: Some(console),
                 left_out_pids: Vec::new(),

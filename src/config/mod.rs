@@ -38,6 +38,9 @@ pub struct Config {
     pub source: Option<PathBuf>,
     /// `[[targets]]`, resolved: the nodes of the fleet.
     pub targets: Vec<FleetTarget>,
+    /// The admin console of the pgbouncer this config points at, when its
+    /// target names one (`admin_url`): pool-status reads it without --pgbouncer.
+    pub pgbouncer_admin: Option<ConnInfo>,
 }
 
 /// One node of the fleet, its connection completed like the main one.
@@ -92,6 +95,7 @@ impl Config {
         Config {
             conn: target.conn.clone(),
             pooling: target.pooling,
+            pgbouncer_admin: target.admin.clone(),
             ..self.clone()
         }
     }

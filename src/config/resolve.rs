@@ -198,5 +198,6 @@ pub(super) fn build(file: FileConfig, source: Option<PathBuf>, conn: ConnInfo) -
         verify,
         source,
         targets: Vec::new(),
+        pgbouncer_admin: None,
     }
 }
