@@ -7,6 +7,7 @@ use crate::support::replication::{
     flushed_position, session, verify_config, wait_until_replayed, Pair, DB,
 };
 use crate::support::{bare_cmd, run, stdout};
+use crate::verify::{check, says};
 use o2o_db::commands::verify::{self, Check, Role, Status, VerifyArgs, VerifyReport};
 use o2o_db::pg_sandbox::Sandbox;
 use std::sync::OnceLock;
@@ -25,21 +26,6 @@ fn verify_on(node: &Sandbox, only: &[&str]) -> VerifyReport {
         ..VerifyArgs::default()
     };
     verify::run(&verify_config(node, DB), &args).expect("verify runs")
-}
-
-fn check<'a>(report: &'a VerifyReport, name: &str) -> &'a Check {
-    report
-        .check(name)
-        .unwrap_or_else(|| panic!("no {name} check in {report:#?}"))
-}
-
-fn says(c: &Check, text: &str) {
-    assert!(
-        c.detail.contains(text),
-        "{}: expected `{text}` in:\n{}",
-        c.name,
-        c.detail
-    );
 }
 
 /// Writes some WAL on `primary` (a table of its own in the postgres database).

@@ -131,10 +131,11 @@ fn all_targets_reports_each_node_and_target_picks_one() {
         &["--target", "replica1", "--format", "json", "pool-status"],
         0,
     );
-    assert!(
-        one.contains(&format!("127.0.0.1:{}", f.replica.port()))
-            || one.contains(&f.replica.port().to_string()),
-        "{one}"
+    let one: serde_json::Value = serde_json::from_str(&one).unwrap();
+    assert_eq!(
+        one["reached"],
+        format!("127.0.0.1:{}", f.replica.port()),
+        "--target replica1 reaches the replica: {one}"
     );
     let (_, err) = run(&config, &["--target", "replica", "verify"], 2);
     assert!(

@@ -42,7 +42,7 @@ fn run(config: &Config, args: &VerifyArgs) -> VerifyReport {
     verify::run(config, args).unwrap()
 }
 
-fn check<'a>(report: &'a VerifyReport, name: &str) -> &'a Check {
+pub(crate) fn check<'a>(report: &'a VerifyReport, name: &str) -> &'a Check {
     report
         .check(name)
         .unwrap_or_else(|| panic!("no {name} check in {report:#?}"))
@@ -57,7 +57,7 @@ fn expect(config: &Config, args: &VerifyArgs, name: &str, status: Status) -> Che
 }
 
 /// Asserts that the check's detail contains `text`.
-fn says(c: &Check, text: &str) {
+pub(crate) fn says(c: &Check, text: &str) {
     assert!(
         c.detail.contains(text),
         "{}: expected `{text}` in:\n{}",
